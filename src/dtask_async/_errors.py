@@ -13,7 +13,9 @@ The tree::
      │    ├── AuthenticationError                         token missing, expired, refused
      │    ├── OrchestrationNotFoundError                  no such instance
      │    ├── OrchestrationAlreadyExistsError             id reuse refused
-     │    └── InvalidOperationError                       not allowed in the current state
+     │    ├── InvalidArgumentError     (also ValueError)  the server refused an argument
+     │    ├── InvalidOperationError                       not allowed in the current state
+     │    └── RPCTimeoutError          (also TimeoutError) the call's deadline passed
      ├── TaskFailedError                                  an awaited task failed
      │    └── EntityOperationFailedError                  an entity operation raised
      ├── OrchestrationFailedError                         ``raise_if_failed`` on a failure
@@ -21,7 +23,8 @@ The tree::
      └── OrchestrationStateError                          misuse inside an orchestrator
           └── EntityLockError                             misuse of entity critical sections
 
-``TimeoutError`` (the builtin) is raised by the ``wait_for_*`` calls.
+The ``wait_for_*`` calls raise ``RPCTimeoutError``, which is also the builtin
+``TimeoutError``.
 gRPC status codes are translated to these classes in one place,
 :func:`dtask_async.transport.translate_rpc_error`, which keeps the original
 exception as ``__cause__``.
@@ -40,6 +43,7 @@ __all__ = (
     "DurableTaskError",
     "EntityLockError",
     "EntityOperationFailedError",
+    "InvalidArgumentError",
     "InvalidInstanceIdError",
     "InvalidOperationError",
     "NonDeterminismError",
@@ -50,6 +54,7 @@ __all__ = (
     "PayloadError",
     "PayloadTooLargeError",
     "RPCError",
+    "RPCTimeoutError",
     "RegistrationError",
     "ServerUnavailableError",
     "TaskFailedError",
@@ -115,6 +120,14 @@ class OrchestrationNotFoundError(RPCError):
 
 class OrchestrationAlreadyExistsError(RPCError):
     """Raised when an instance id is already in use and its reuse policy refuses it."""
+
+
+class InvalidArgumentError(RPCError, ValueError):
+    """Raised when the server refuses an argument (INVALID_ARGUMENT)."""
+
+
+class RPCTimeoutError(RPCError, TimeoutError):
+    """Raised when a call's deadline passes before the server answers."""
 
 
 class InvalidOperationError(RPCError):

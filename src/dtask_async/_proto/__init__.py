@@ -4,8 +4,7 @@
 ``proto/orchestrator_service.proto`` and must not be edited by hand.
 """
 
-from . import orchestrator_service_pb2 as pb
-from . import orchestrator_service_pb2_grpc as pb_grpc
+from . import orchestrator_service_pb2 as pb, orchestrator_service_pb2_grpc as pb_grpc
 from ._pool import (
     BoolValue,
     Duration,

@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, cast
 from google.protobuf import (
     descriptor_pool,
     duration_pb2,
+    empty_pb2 as _empty_pb2,
     message_factory,
     struct_pb2,
     timestamp_pb2,
     wrappers_pb2,
-)
-from google.protobuf import (
-    empty_pb2 as _empty_pb2,
 )
 
 POOL = descriptor_pool.DescriptorPool()

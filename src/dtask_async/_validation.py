@@ -1,0 +1,37 @@
+"""Checks on names and ids made before anything is sent."""
+
+from __future__ import annotations
+
+from ._errors import InvalidInstanceIdError
+
+__all__ = ("MAX_INSTANCE_ID_LENGTH", "validate_instance_id")
+
+MAX_INSTANCE_ID_LENGTH = 256
+"""The longest instance id accepted, in characters."""
+
+
+def validate_instance_id(instance_id: object, what: str = "instance id") -> str:
+    """Return ``instance_id`` if it is usable, else raise.
+
+    An instance id is a non-empty string of at most
+    :data:`MAX_INSTANCE_ID_LENGTH` characters with no control characters.
+
+    Raises:
+        InvalidInstanceIdError: naming what is wrong.
+    """
+    if not isinstance(instance_id, str):
+        raise InvalidInstanceIdError(f"{what} must be a string, got {type(instance_id).__name__}")
+    if not instance_id:
+        raise InvalidInstanceIdError(f"{what} is empty")
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise InvalidInstanceIdError(
+            f"{what} is {len(instance_id)} characters long; the limit is "
+            f"{MAX_INSTANCE_ID_LENGTH}: {instance_id[:40]!r}..."
+        )
+    for index, char in enumerate(instance_id):
+        if ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+            raise InvalidInstanceIdError(
+                f"{what} {instance_id!r} contains the control character {char!r} "
+                f"at position {index}"
+            )
+    return instance_id

@@ -1,0 +1,26 @@
+"""The asyncio client and the types it returns.
+
+``from dtask_async.client import AsyncDurableTaskClient, OrchestrationStatus,
+OrchestrationState``.
+"""
+
+from .._models import FailureDetails as FailureDetails, OrchestrationStatus as OrchestrationStatus
+from ._client import AsyncDurableTaskClient as AsyncDurableTaskClient
+from ._state import (
+    HistoryEvent as HistoryEvent,
+    OrchestrationQuery as OrchestrationQuery,
+    OrchestrationState as OrchestrationState,
+    Page as Page,
+    PurgeResult as PurgeResult,
+)
+
+__all__ = (
+    "AsyncDurableTaskClient",
+    "FailureDetails",
+    "HistoryEvent",
+    "OrchestrationQuery",
+    "OrchestrationState",
+    "OrchestrationStatus",
+    "Page",
+    "PurgeResult",
+)

@@ -1,0 +1,156 @@
+"""One lazily opened channel to the server, and calls over it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from .._errors import PayloadTooLargeError
+from .._proto import pb_grpc
+from ._address import Target, parse_address
+from ._auth import DEFAULT_SCOPE, AccessTokenProvider, TokenCredentialLike
+from ._errors import translate_rpc_error
+from ._metadata import MetadataInterceptor, base_metadata
+from ._options import ChannelOptions
+
+__all__ = ("Connection",)
+
+logger = logging.getLogger(__name__)
+
+
+class Connection:
+    """A channel to a ``TaskHubSidecarService`` server, opened on first use.
+
+    Constructing one does no I/O, so it can happen outside an event loop; the
+    channel is created by the first call, on the running loop, and re-created
+    if a later call runs on a different loop.
+
+    Args:
+        host_address: the server (see :func:`parse_address`).
+        taskhub: sent as the ``taskhub`` header when given.
+        secure_channel: ``True`` forces TLS.
+        token_credential: an azure-identity credential; its tokens go in
+            ``authorization: Bearer`` on every call.
+        interceptors: extra ``grpc.aio`` client interceptors, run after ours.
+        options: channel settings.
+        worker_id: sent as the ``workerid`` header (workers only).
+        metadata: extra headers for every call.
+        root_certificates: PEM roots for TLS, when not the system's.
+        token_scope: the scope tokens are requested for.
+    """
+
+    def __init__(
+        self,
+        *,
+        host_address: str | None = None,
+        taskhub: str | None = None,
+        secure_channel: bool | None = None,
+        token_credential: TokenCredentialLike | None = None,
+        interceptors: Sequence[Any] | None = None,
+        options: ChannelOptions | None = None,
+        worker_id: str | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+        root_certificates: bytes | None = None,
+        token_scope: str | None = None,
+    ) -> None:
+        self.target: Target = parse_address(host_address, secure_channel)
+        self.taskhub = taskhub
+        self.options = options or ChannelOptions()
+        self.tokens = (
+            AccessTokenProvider(token_credential, scope=token_scope or DEFAULT_SCOPE)
+            if token_credential is not None
+            else None
+        )
+        self._interceptor = MetadataInterceptor(
+            base_metadata(taskhub=taskhub, worker_id=worker_id, extra=metadata), self.tokens
+        )
+        self._user_interceptors = list(interceptors or ())
+        self._root_certificates = root_certificates
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.TaskHubSidecarServiceStub | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    def _open(self) -> pb_grpc.TaskHubSidecarServiceStub:
+        if self._closed:
+            raise RuntimeError("this client or worker is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._stub is not None and self._loop is loop:
+            return self._stub
+        interceptors = [self._interceptor, *self._user_interceptors]
+        grpc_options = self.options.grpc_options()
+        if self.target.secure:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+            channel = grpc.aio.secure_channel(
+                self.target.host_port, credentials, options=grpc_options, interceptors=interceptors
+            )
+        else:
+            channel = grpc.aio.insecure_channel(
+                self.target.host_port, options=grpc_options, interceptors=interceptors
+            )
+        # A channel from another loop cannot be used (or awaited) here: drop it.
+        self._channel, self._loop = channel, loop
+        self._stub = pb_grpc.TaskHubSidecarServiceStub(channel)
+        logger.debug("opened a channel to %s", self.target)
+        return self._stub
+
+    @property
+    def stub(self) -> pb_grpc.TaskHubSidecarServiceStub:
+        """The service stub, opening the channel if needed (call from the loop)."""
+        return self._open()
+
+    def check_size(self, method: str, request: Any) -> None:
+        """Refuse a request larger than the send limit before it is sent.
+
+        Raises:
+            PayloadTooLargeError: naming the size and the limit.
+        """
+        limit = self.options.max_send_message_bytes
+        size = request.ByteSize()
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"{method}: the request is {size:,} bytes, larger than the {limit:,}-byte "
+                "message limit (ChannelOptions.max_send_message_bytes)",
+                size=size,
+                limit=limit,
+            )
+
+    async def call(self, method: str, request: Any, *, timeout: float | None = None) -> Any:
+        """Make a unary call, translating gRPC errors to dtask-async errors."""
+        self.check_size(method, request)
+        stub = self._open()
+        try:
+            return await getattr(stub, method)(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            if self.tokens is not None and exc.code() is grpc.StatusCode.UNAUTHENTICATED:
+                self.tokens.invalidate()
+            raise translate_rpc_error(exc, method=method, target=self.target) from exc
+
+    def stream(self, method: str, request: Any, *, timeout: float | None = None) -> Any:
+        """Start a server-streaming call; iterate it with ``async for``.
+
+        Errors raised while iterating are gRPC errors: pass them to
+        :func:`~dtask_async.transport.translate_rpc_error`.
+        """
+        self.check_size(method, request)
+        return getattr(self._open(), method)(request, timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Close the channel. Safe to call twice."""
+        self._closed = True
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            try:
+                await channel.close()
+            except RuntimeError:  # the channel's loop is gone
+                pass
