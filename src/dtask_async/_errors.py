@@ -174,3 +174,10 @@ class OrchestrationStateError(DurableTaskError):
 
 class EntityLockError(OrchestrationStateError):
     """Raised on misuse of entity critical sections (nesting, calling unlocked entities)."""
+
+
+# Report ``dtask_async.TaskFailedError`` rather than the private module path in
+# failure details and tracebacks.
+for _name in __all__:
+    globals()[_name].__module__ = "dtask_async"
+del _name

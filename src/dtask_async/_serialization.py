@@ -10,7 +10,8 @@ Encoding:
   either SDK gets attribute access back (``approval.approver``).
 * A class may take over with a ``to_json(self)`` method returning a JSON-able value
   (and a ``from_json(cls, value)`` classmethod for decoding).
-* Enums encode as their value; ``datetime``/``date``/``time`` as ISO-8601 strings;
+* Enums encode as their value; ``datetime``/``date``/``time`` as ISO-8601 strings
+  (a naive ``datetime`` is read back as UTC);
   ``timedelta`` as seconds; ``UUID`` and ``Decimal`` as strings.
 * Anything else raises :class:`~dtask_async.PayloadError` (a ``TypeError``) that
   names the offending type and where it sits in the value.
@@ -272,7 +273,10 @@ def _coerce(value: Any, hint: Any) -> Any:
     if issubclass(hint, enum.Enum):
         return hint(value)
     if hint is _dt.datetime and isinstance(value, str):
-        return _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # Orchestration time is aware UTC; a naive time is taken to be UTC so the
+        # two can be compared and subtracted.
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.timezone.utc)
     if hint is _dt.date and isinstance(value, str):
         return _dt.date.fromisoformat(value)
     if hint is _dt.time and isinstance(value, str):

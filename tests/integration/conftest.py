@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from dtask_async.client import OrchestrationState, OrchestrationStatus
+from dtask_async.client import AsyncDurableTaskClient, OrchestrationState, OrchestrationStatus
+from dtask_async.worker import AsyncDurableTaskWorker
 from tests.conftest import free_port
 
 
@@ -57,3 +58,41 @@ async def wait_for_status(
             return state  # type: ignore[no-any-return]
         await asyncio.sleep(0.02)
     raise AssertionError(f"{instance_id} did not reach {status} within {timeout} s: {state}")
+
+
+@pytest.fixture(params=["official", "embedded"])
+async def backend_address(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh server with no worker attached: the official in-memory backend, then ours."""
+    if request.param == "official":
+        testing = pytest.importorskip("durabletask.testing")
+        port = free_port()
+        official = testing.InMemoryOrchestrationBackend(port=port)
+        official.start()
+        try:
+            yield f"localhost:{port}"
+        finally:
+            await asyncio.to_thread(official.stop, 0)
+    else:
+        from dtask_async.backend import EmbeddedBackend
+
+        async with EmbeddedBackend() as embedded:
+            yield embedded.address
+
+
+@pytest.fixture
+async def worker(backend_address: str) -> AsyncIterator[AsyncDurableTaskWorker]:
+    """Our worker with every pattern of ``tests/integration/workflows.py`` registered."""
+    from tests.integration import workflows
+
+    async with AsyncDurableTaskWorker(host_address=backend_address, shutdown_timeout=5) as w:
+        workflows.register_all(w)
+        await w.start()
+        await w.wait_until_connected(timeout=10)
+        yield w
+
+
+@pytest.fixture
+async def client(backend_address: str) -> AsyncIterator[AsyncDurableTaskClient]:
+    """Our client, connected to the same server as ``worker``."""
+    async with AsyncDurableTaskClient(host_address=backend_address) as c:
+        yield c

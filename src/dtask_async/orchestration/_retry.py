@@ -13,6 +13,9 @@ from typing import Any
 
 __all__ = ("RetryPolicy",)
 
+_LONGEST_DELAY = 100 * 365 * 86400.0
+"""A cap on computed delays, so a steep backoff cannot overflow ``timedelta``."""
+
 
 def _interval(value: Any, what: str, *, optional: bool) -> timedelta | None:
     if value is None:
@@ -144,13 +147,16 @@ class RetryPolicy:
         if self._retry_timeout is not None and now >= started_at + self._retry_timeout:
             return None
         # Same arithmetic as the other Durable Task SDKs, so timers fire at equal times.
-        seconds = (
-            math.pow(self._backoff_coefficient, attempts_made - 1)
-            * self._first_retry_interval.total_seconds()
-        )
+        try:
+            seconds = (
+                math.pow(self._backoff_coefficient, attempts_made - 1)
+                * self._first_retry_interval.total_seconds()
+            )
+        except OverflowError:
+            seconds = _LONGEST_DELAY
         if self._max_retry_interval is not None:
             seconds = min(seconds, self._max_retry_interval.total_seconds())
-        return timedelta(seconds=seconds)
+        return timedelta(seconds=min(seconds, _LONGEST_DELAY))
 
     def __repr__(self) -> str:
         return (

@@ -9,8 +9,10 @@ import time
 from typing import Any, Protocol
 
 import anyio.to_thread
+import grpc
+import grpc.aio
 
-__all__ = ("DEFAULT_SCOPE", "AccessTokenProvider", "TokenCredentialLike")
+__all__ = ("DEFAULT_SCOPE", "AccessTokenProvider", "TokenCredentialLike", "TokenUnavailableError")
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +25,31 @@ class TokenCredentialLike(Protocol):
     def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
 
 
+class TokenUnavailableError(grpc.aio.AioRpcError):
+    """Raised when the credential cannot produce a token, so the call is never sent.
+
+    It is a failed call with status ``UNAUTHENTICATED``: whatever handles a
+    refused call (translation to ``AuthenticationError``, the worker's
+    reconnect loop) handles a credential that fails too.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            grpc.StatusCode.UNAUTHENTICATED, grpc.aio.Metadata(), grpc.aio.Metadata(), message
+        )
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class AccessTokenProvider:
     """Hands out a bearer token for one scope, refreshing it before it expires.
 
     Concurrent callers share one in-flight request (single flight): a hundred
-    calls made together cause one ``get_token``. Works with the synchronous
+    calls made together cause one ``get_token``, and when it fails they all
+    get that failure (as :class:`TokenUnavailableError`) rather than asking the
+    credential again one after another. Works with the synchronous
     credentials of ``azure.identity`` (run in a worker thread) and the
     asynchronous ones of ``azure.identity.aio``.
 
@@ -50,6 +72,8 @@ class AccessTokenProvider:
         self._token: str | None = None
         self._expires_on = 0.0
         self._lock: asyncio.Lock | None = None
+        self._finished = 0
+        self._failure: tuple[int, str, BaseException] | None = None
         self.fetch_count = 0
         """How many tokens were requested from the credential (for diagnostics)."""
 
@@ -59,17 +83,38 @@ class AccessTokenProvider:
         return None
 
     async def get(self) -> str:
-        """The current token, fetching a new one when it is missing or about to expire."""
+        """The current token, fetching a new one when it is missing or about to expire.
+
+        Raises:
+            TokenUnavailableError: the credential failed (its error is the ``__cause__``).
+        """
         token = self._fresh()
         if token is not None:
             return token
         if self._lock is None:
             self._lock = asyncio.Lock()
+        finished_on_arrival = self._finished
         async with self._lock:
             token = self._fresh()
             if token is not None:
                 return token
-            access = await self._fetch()
+            failure = self._failure
+            if failure is not None and failure[0] > finished_on_arrival:
+                # A request that was under way when this caller arrived failed: share it.
+                raise TokenUnavailableError(failure[1]) from failure[2]
+            try:
+                access = await self._fetch()
+            except Exception as exc:
+                self._finished += 1
+                message = (
+                    f"could not get an access token for {self.scope} from "
+                    f"{type(self.credential).__name__}: {type(exc).__name__}: {exc}"
+                )
+                self._failure = (self._finished, message, exc)
+                logger.warning("%s", message)
+                raise TokenUnavailableError(message) from exc
+            self._finished += 1
+            self._failure = None
             self.fetch_count += 1
             self._token = str(access.token)
             self._expires_on = float(access.expires_on)

@@ -10,10 +10,10 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from .._errors import PayloadTooLargeError
+from .._errors import AuthenticationError, PayloadTooLargeError
 from .._proto import pb_grpc
 from ._address import Target, parse_address
-from ._auth import DEFAULT_SCOPE, AccessTokenProvider, TokenCredentialLike
+from ._auth import DEFAULT_SCOPE, AccessTokenProvider, TokenCredentialLike, TokenUnavailableError
 from ._errors import translate_rpc_error
 from ._metadata import MetadataInterceptor, base_metadata
 from ._options import ChannelOptions
@@ -109,6 +109,20 @@ class Connection:
         """The service stub, opening the channel if needed (call from the loop)."""
         return self._open()
 
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the channel to connect.
+
+        Returns:
+            Whether the channel is connected.
+        """
+        self._open()
+        assert self._channel is not None
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
     def check_size(self, method: str, request: Any) -> None:
         """Refuse a request larger than the send limit before it is sent.
 
@@ -131,6 +145,14 @@ class Connection:
         stub = self._open()
         try:
             return await getattr(stub, method)(request, timeout=timeout)
+        except TokenUnavailableError as exc:
+            # Nothing was sent: the credential failed, not the server.
+            raise AuthenticationError(
+                f"{method}: no call was made to {self.target.original}: {exc.message}",
+                code="UNAUTHENTICATED",
+                details=exc.message,
+                method=method,
+            ) from exc
         except grpc.RpcError as exc:
             if self.tokens is not None and exc.code() is grpc.StatusCode.UNAUTHENTICATED:
                 self.tokens.invalidate()
@@ -140,10 +162,13 @@ class Connection:
         """Start a server-streaming call; iterate it with ``async for``.
 
         Errors raised while iterating are gRPC errors: pass them to
-        :func:`~dtask_async.transport.translate_rpc_error`.
+        :func:`~dtask_async.transport.translate_rpc_error`. A stream the server
+        refuses with ``UNAUTHENTICATED`` drops the cached token, so the next
+        attempt (a worker's reconnect) asks the credential for a new one.
         """
         self.check_size(method, request)
-        return getattr(self._open(), method)(request, timeout=timeout)
+        call = getattr(self._open(), method)(request, timeout=timeout)
+        return call if self.tokens is None else _TokenCheckedStream(call, self.tokens)
 
     async def aclose(self) -> None:
         """Close the channel. Safe to call twice."""
@@ -154,3 +179,48 @@ class Connection:
                 await channel.close()
             except RuntimeError:  # the channel's loop is gone
                 pass
+
+
+class _TokenCheckedStream:
+    """A server-streaming call that forgets the cached token when the server refuses it.
+
+    Everything except waiting and iterating is passed through to the gRPC call.
+    """
+
+    def __init__(self, call: Any, tokens: AccessTokenProvider) -> None:
+        self._call = call
+        self._tokens = tokens
+        self._iterator: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
+
+    def _refused(self, exc: grpc.RpcError) -> None:
+        code = getattr(exc, "code", None)
+        if callable(code) and code() is grpc.StatusCode.UNAUTHENTICATED:
+            self._tokens.invalidate()
+
+    async def wait_for_connection(self) -> None:
+        try:
+            await self._call.wait_for_connection()
+        except grpc.RpcError as exc:
+            self._refused(exc)
+            raise
+
+    async def read(self) -> Any:
+        try:
+            return await self._call.read()
+        except grpc.RpcError as exc:
+            self._refused(exc)
+            raise
+
+    def __aiter__(self) -> _TokenCheckedStream:
+        self._iterator = self._call.__aiter__()
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._iterator.__anext__()
+        except grpc.RpcError as exc:
+            self._refused(exc)
+            raise
