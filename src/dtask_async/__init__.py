@@ -2,6 +2,7 @@
 
 import logging as _logging
 
+from ._environment import DurableEnvironment as DurableEnvironment
 from ._errors import (
     AuthenticationError as AuthenticationError,
     ConnectionStringError as ConnectionStringError,
@@ -30,13 +31,16 @@ from .client import (
     AsyncDurableTaskClient as AsyncDurableTaskClient,
     OrchestrationState as OrchestrationState,
 )
+from .worker import AsyncDurableTaskWorker as AsyncDurableTaskWorker
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = (
     "__version__",
-    # client
+    # client, worker, environment
     "AsyncDurableTaskClient",
+    "AsyncDurableTaskWorker",
+    "DurableEnvironment",
     "OrchestrationState",
     # models
     "FailureDetails",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -87,7 +88,7 @@ class Connection:
         loop = asyncio.get_running_loop()
         if self._stub is not None and self._loop is loop:
             return self._stub
-        interceptors = [self._interceptor, *self._user_interceptors]
+        interceptors = one_kind_each([self._interceptor, *self._user_interceptors])
         grpc_options = self.options.grpc_options()
         if self.target.secure:
             credentials = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
@@ -224,3 +225,77 @@ class _TokenCheckedStream:
         except grpc.RpcError as exc:
             self._refused(exc)
             raise
+
+
+# grpc.aio files an interceptor under the first kind it implements only (an
+# if/elif chain in grpc.aio.Channel, grpc/grpc#31442), so the metadata
+# interceptor would never see streaming calls: no task hub and no token on
+# GetWorkItems. Each kind gets its own single-kind adapter instead.
+
+
+async def _resolve(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
+
+
+class _UnaryUnaryAdapter(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await _resolve(self.inner.intercept_unary_unary(continuation, details, request))
+
+
+class _UnaryStreamAdapter(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await _resolve(self.inner.intercept_unary_stream(continuation, details, request))
+
+
+class _StreamUnaryAdapter(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def intercept_stream_unary(
+        self, continuation: Any, details: Any, request_iterator: Any
+    ) -> Any:
+        return await _resolve(
+            self.inner.intercept_stream_unary(continuation, details, request_iterator)
+        )
+
+
+class _StreamStreamAdapter(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def intercept_stream_stream(
+        self, continuation: Any, details: Any, request_iterator: Any
+    ) -> Any:
+        return await _resolve(
+            self.inner.intercept_stream_stream(continuation, details, request_iterator)
+        )
+
+
+_ADAPTERS: tuple[tuple[type, type], ...] = (
+    (grpc.aio.UnaryUnaryClientInterceptor, _UnaryUnaryAdapter),
+    (grpc.aio.UnaryStreamClientInterceptor, _UnaryStreamAdapter),
+    (grpc.aio.StreamUnaryClientInterceptor, _StreamUnaryAdapter),
+    (grpc.aio.StreamStreamClientInterceptor, _StreamStreamAdapter),
+)
+
+
+def one_kind_each(interceptors: Sequence[Any]) -> list[Any]:
+    """The interceptors, each implementing a single kind of call.
+
+    One that implements several kinds is replaced by an adapter per kind, in
+    the same position, so that ``grpc.aio`` runs it for every kind of call.
+    """
+    result: list[Any] = []
+    for interceptor in interceptors:
+        adapters = [adapter for kind, adapter in _ADAPTERS if isinstance(interceptor, kind)]
+        if len(adapters) > 1:
+            result.extend(adapter(interceptor) for adapter in adapters)
+        else:
+            result.append(interceptor)
+    return result
