@@ -10,6 +10,7 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 
 PYTHON = ["3.11"]
 GRPC_TOOLS = "grpcio-tools==1.85.1"
+LINTED = ("src", "tests", "samples", "scripts", "benchmarks", "noxfile.py")
 
 
 def _install(session: nox.Session, *extras: str, editable: bool = True) -> None:
@@ -29,8 +30,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff: lint and formatting."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests", "samples", "scripts", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "samples", "scripts", "noxfile.py")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session(python=PYTHON)
@@ -46,3 +47,10 @@ def protos(session: nox.Session) -> None:
     """Regenerate ``src/dtask_async/_proto`` from ``proto/``."""
     session.install(GRPC_TOOLS)
     session.run("python", "scripts/gen_protos.py")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmark against the official SDK (prints a table of ratios)."""
+    _install(session, "test", editable=False)
+    session.run("python", "benchmarks/run.py", *session.posargs)
