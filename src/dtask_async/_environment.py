@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 CONNECTION_STRING_VARIABLE = "DURABLETASK_CONNECTION_STRING"
 TASK_HUB_VARIABLES = ("DURABLETASK_TASK_HUB_NAME", "TASKHUB")
 ENDPOINT_VARIABLE = "ENDPOINT"
-LOCAL_EMULATOR = "http://localhost:8080"
 
 
 class DurableEnvironment:
@@ -34,8 +33,9 @@ class DurableEnvironment:
     1. ``DURABLETASK_CONNECTION_STRING`` (``Endpoint=...;Authentication=...;TaskHub=...``),
        with ``DURABLETASK_TASK_HUB_NAME`` or ``TASKHUB`` as the hub when the string
        has none: the Durable Task Scheduler, its emulator or any sidecar.
-    2. ``ENDPOINT`` (and ``TASKHUB``): that server; a non-local endpoint uses TLS
-       and ``DefaultAzureCredential``, as in the Durable Task Scheduler samples.
+    2. ``ENDPOINT`` (and ``TASKHUB``): that server; an ``https://`` endpoint uses
+       TLS and ``DefaultAzureCredential``, as in the Durable Task Scheduler samples;
+       ``http://`` (or a bare ``host:port``) is plaintext without credentials.
     3. Nothing set: an embedded backend is started in this process (a SQLite file
        when ``db_path`` is given, else throwaway storage) and stopped on exit.
 
@@ -96,15 +96,17 @@ class DurableEnvironment:
             self._dts = True
             self._settings = {"task_hub_name": self.taskhub} if self.taskhub else {}
         elif self.endpoint:
-            local = self.endpoint.rstrip("/") == LOCAL_EMULATOR
-            if not local:
+            # Plaintext endpoints (http://, grpc://, a bare host:port) are local
+            # emulators or sidecars; TLS endpoints are the managed scheduler.
+            secure = self.endpoint.lower().startswith(("https://", "grpcs://"))
+            if secure:
                 from azure.identity.aio import DefaultAzureCredential
 
                 self._credential = DefaultAzureCredential()
             self._settings = {
                 "host_address": self.endpoint,
                 "taskhub": self.taskhub or "default",
-                "secure_channel": not local,
+                "secure_channel": secure,
                 "token_credential": self._credential,
             }
         else:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._models import FailureDetails
+    from .entities import EntityInstanceId
 
 __all__ = (
     "AuthenticationError",
@@ -153,7 +154,24 @@ class TaskFailedError(DurableTaskError):
 
 
 class EntityOperationFailedError(TaskFailedError):
-    """Raised inside an orchestrator when a called entity operation raised."""
+    """Raised inside an orchestrator when a called entity operation raised.
+
+    Attributes:
+        entity_instance_id: the entity (an ``entities.EntityInstanceId``), when known.
+        operation_name: the operation that failed, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        details: FailureDetails,
+        *,
+        entity_instance_id: EntityInstanceId | None = None,
+        operation_name: str | None = None,
+    ) -> None:
+        super().__init__(message, details)
+        self.entity_instance_id = entity_instance_id
+        self.operation_name = operation_name
 
 
 class OrchestrationFailedError(DurableTaskError):

@@ -7,6 +7,9 @@ OrchestrationState``.
 from .._models import FailureDetails as FailureDetails, OrchestrationStatus as OrchestrationStatus
 from ._client import AsyncDurableTaskClient as AsyncDurableTaskClient
 from ._state import (
+    CleanEntityStorageResult as CleanEntityStorageResult,
+    EntityMetadata as EntityMetadata,
+    EntityQuery as EntityQuery,
     HistoryEvent as HistoryEvent,
     OrchestrationQuery as OrchestrationQuery,
     OrchestrationState as OrchestrationState,
@@ -16,6 +19,9 @@ from ._state import (
 
 __all__ = (
     "AsyncDurableTaskClient",
+    "CleanEntityStorageResult",
+    "EntityMetadata",
+    "EntityQuery",
     "FailureDetails",
     "HistoryEvent",
     "OrchestrationQuery",

@@ -1,4 +1,4 @@
-"""The asyncio client: start, query, signal and manage orchestration instances."""
+"""The asyncio client: start, query, signal and manage orchestration instances and entities."""
 
 from __future__ import annotations
 
@@ -11,15 +11,25 @@ from typing import Any
 
 import grpc
 
-from .._errors import RPCTimeoutError
+from .._errors import InvalidInstanceIdError, RPCTimeoutError
 from .._models import OrchestrationStatus
 from .._naming import name_of
-from .._proto import Duration, pb
-from .._protoutil import sv, to_timestamp
+from .._proto import Duration, Int32Value, pb
+from .._protoutil import sv, to_timestamp, utcnow
 from .._serialization import encode
 from .._validation import validate_instance_id
+from ..entities._id import EntityInstanceId, entity_id_of
 from ..transport import ChannelOptions, Connection, TokenCredentialLike, translate_rpc_error
-from ._state import HistoryEvent, OrchestrationQuery, OrchestrationState, Page, PurgeResult
+from ._state import (
+    CleanEntityStorageResult,
+    EntityMetadata,
+    EntityQuery,
+    HistoryEvent,
+    OrchestrationQuery,
+    OrchestrationState,
+    Page,
+    PurgeResult,
+)
 
 __all__ = ("AsyncDurableTaskClient",)
 
@@ -506,3 +516,179 @@ class AsyncDurableTaskClient:
             ) from exc
         finally:
             call.cancel()
+
+    # -- entities --------------------------------------------------------------------
+
+    async def signal_entity(
+        self,
+        entity_instance_id: EntityInstanceId | str,
+        operation_name: str,
+        input: Any = None,
+        *,
+        signal_time: _dt.datetime | None = None,
+    ) -> None:
+        """Send an operation to an entity without waiting for it to run.
+
+        Args:
+            entity_instance_id: the entity (or its ``@name@key`` string form).
+            operation_name: the operation to run.
+            input: the operation's input.
+            signal_time: run the operation no earlier than this (naive is UTC).
+
+        Raises:
+            PayloadError: the input cannot be JSON-encoded (nothing was sent).
+            InvalidInstanceIdError: the entity id is unusable (nothing was sent).
+        """
+        entity_id = entity_id_of(entity_instance_id, "entity_instance_id")
+        if not isinstance(operation_name, str) or not operation_name:
+            raise ValueError(f"operation_name must be a non-empty string, got {operation_name!r}")
+        request = pb.SignalEntityRequest(
+            instanceId=str(entity_id),
+            name=operation_name,
+            input=sv(encode(input, f"input of operation {operation_name!r} on entity {entity_id}")),
+            requestId=str(uuid.uuid4()),
+        )
+        request.requestTime.CopyFrom(to_timestamp(utcnow()))
+        if signal_time is not None:
+            request.scheduledTime.CopyFrom(to_timestamp(signal_time))
+        await self._call("SignalEntity", request)
+        logger.info("signaled entity %s: %r", entity_id, operation_name)
+
+    async def get_entity(
+        self, entity_instance_id: EntityInstanceId | str, *, include_state: bool = True
+    ) -> EntityMetadata | None:
+        """An entity's metadata (and state), or ``None`` if it does not exist.
+
+        Args:
+            entity_instance_id: the entity (or its ``@name@key`` string form).
+            include_state: fetch the state too (``metadata.state``).
+        """
+        entity_id = entity_id_of(entity_instance_id, "entity_instance_id")
+        request = pb.GetEntityRequest(instanceId=str(entity_id), includeState=include_state)
+        response = await self._call("GetEntity", request)
+        if not response.exists:
+            return None
+        return EntityMetadata.from_pb(response.entity, include_state)
+
+    async def query_entities(
+        self,
+        *,
+        instance_id_starts_with: str | None = None,
+        last_modified_from: _dt.datetime | None = None,
+        last_modified_to: _dt.datetime | None = None,
+        include_state: bool = True,
+        include_transient: bool = False,
+        page_size: int | None = None,
+    ) -> AsyncIterator[EntityMetadata]:
+        """Iterate over matching entities, fetching pages as needed.
+
+        Use ``async for entity in client.query_entities(instance_id_starts_with="@counter@")``.
+
+        Args:
+            instance_id_starts_with: only ids starting with this; the entity-name
+                part (after the first ``@``) is matched case-insensitively.
+            last_modified_from: only entities modified at or after this time.
+            last_modified_to: only entities modified before this time.
+            include_state: fetch each entity's state.
+            include_transient: include entities without state (only locks or
+                pending messages).
+            page_size: entities per round trip; the server's default when ``None``.
+        """
+        if page_size is not None and page_size <= 0:
+            raise ValueError(f"page_size must be positive, got {page_size}")
+        query = pb.EntityQuery(
+            instanceIdStartsWith=sv(_entity_prefix(instance_id_starts_with)),
+            includeState=include_state,
+            includeTransient=include_transient,
+        )
+        if page_size is not None:
+            query.pageSize.CopyFrom(Int32Value(value=page_size))
+        if last_modified_from is not None:
+            query.lastModifiedFrom.CopyFrom(to_timestamp(last_modified_from))
+        if last_modified_to is not None:
+            query.lastModifiedTo.CopyFrom(to_timestamp(last_modified_to))
+        previous: str | None = None
+        while True:
+            response = await self._call("QueryEntities", pb.QueryEntitiesRequest(query=query))
+            for entity in response.entities:
+                try:
+                    yield EntityMetadata.from_pb(entity, include_state)
+                except InvalidInstanceIdError:
+                    logger.warning("skipping %r: not an entity instance id", entity.instanceId)
+            token = _next_token(response, previous)
+            if token is None:
+                return
+            previous = token
+            query.continuationToken.value = token
+
+    async def get_all_entities(
+        self, entity_query: EntityQuery | None = None, **filters: Any
+    ) -> list[EntityMetadata]:
+        """All entities matching a query, as a list.
+
+        Args:
+            entity_query: the filters as one object; or pass the keyword
+                arguments of :meth:`query_entities` directly.
+        """
+        if entity_query is not None:
+            if filters:
+                raise TypeError("pass either an EntityQuery or keyword filters, not both")
+            filters = {
+                "instance_id_starts_with": entity_query.instance_id_starts_with,
+                "last_modified_from": entity_query.last_modified_from,
+                "last_modified_to": entity_query.last_modified_to,
+                "include_state": entity_query.include_state,
+                "include_transient": entity_query.include_transient,
+                "page_size": entity_query.page_size,
+            }
+        return [entity async for entity in self.query_entities(**filters)]
+
+    async def clean_entity_storage(
+        self, remove_empty_entities: bool = True, release_orphaned_locks: bool = True
+    ) -> CleanEntityStorageResult:
+        """Delete entities that have no state, and release locks whose owner is gone.
+
+        The server may work in steps; this calls it until it reports it is done.
+
+        Args:
+            remove_empty_entities: delete entities with no state and nothing pending.
+            release_orphaned_locks: release locks held by orchestrations that no
+                longer exist.
+        """
+        removed = released = 0
+        previous: str | None = None
+        request = pb.CleanEntityStorageRequest(
+            removeEmptyEntities=remove_empty_entities,
+            releaseOrphanedLocks=release_orphaned_locks,
+        )
+        while True:
+            response = await self._call("CleanEntityStorage", request)
+            removed += response.emptyEntitiesRemoved
+            released += response.orphanedLocksReleased
+            token = _next_token(response, previous)
+            if token is None:
+                break
+            previous = token
+            request.continuationToken.value = token
+        return CleanEntityStorageResult(
+            empty_entities_removed=removed, orphaned_locks_released=released
+        )
+
+
+def _next_token(response: Any, previous: str | None) -> str | None:
+    """The continuation token to send next, or ``None`` when paging is over."""
+    token = response.continuationToken.value if response.HasField("continuationToken") else ""
+    if not token or token == "0":
+        return None
+    if token == previous:
+        logger.warning("the server returned the same continuation token twice; stopping")
+        return None
+    return str(token)
+
+
+def _entity_prefix(prefix: str | None) -> str | None:
+    # Entity names are stored lower-cased: lower the name part of "@Name@key...".
+    if not prefix or not prefix.startswith("@"):
+        return prefix or None
+    name, separator, rest = prefix[1:].partition("@")
+    return f"@{name.lower()}{separator}{rest}"

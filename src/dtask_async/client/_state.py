@@ -1,4 +1,5 @@
-"""What the client returns: orchestration states, history events, purge results."""
+"""What the client returns: orchestration states, history events, purge results,
+entity metadata."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from .._models import FailureDetails, OrchestrationStatus
 from .._proto import pb
 from .._protoutil import failure_from_pb, opt_str, to_datetime
 from .._serialization import decode
+from ..entities._id import EntityInstanceId
 
 __all__ = (
+    "CleanEntityStorageResult",
+    "EntityMetadata",
+    "EntityQuery",
     "HistoryEvent",
     "OrchestrationQuery",
     "OrchestrationState",
@@ -211,3 +216,93 @@ class HistoryEvent:
         return cls(
             event_id=event.eventId, timestamp=to_datetime(event.timestamp), kind=kind, data=data
         )
+
+
+@dataclass(frozen=True)
+class EntityMetadata:
+    """A snapshot of an entity instance, as the server stores it.
+
+    Attributes:
+        id: the entity's id.
+        last_modified: when its state last changed (aware UTC).
+        backlog_queue_size: operations waiting to run, as far as the server says.
+        locked_by: the critical section (or orchestration) holding its lock, if any.
+        includes_state: whether the state was asked for.
+        serialized_state: the state's JSON text (``None`` when not asked for or absent).
+    """
+
+    id: EntityInstanceId
+    last_modified: _dt.datetime
+    backlog_queue_size: int = 0
+    locked_by: str | None = None
+    includes_state: bool = False
+    serialized_state: str | None = None
+
+    @property
+    def instance_id(self) -> str:
+        """The entity's instance id, ``@name@key``."""
+        return str(self.id)
+
+    @cached_property
+    def state(self) -> Any:
+        """The state, decoded (``None`` when absent or not asked for)."""
+        return _decode_lenient(self.serialized_state)
+
+    def get_state(self, intended_type: type[T] | None = None) -> Any:
+        """The state, rebuilt as ``intended_type`` when given (a dataclass, say)."""
+        return _decode_lenient(self.serialized_state, intended_type)
+
+    @classmethod
+    def from_pb(cls, entity: pb.EntityMetadata, includes_state: bool) -> EntityMetadata:
+        """Build metadata from the protocol message.
+
+        Raises:
+            InvalidInstanceIdError: the server sent an id not of the form ``@name@key``.
+        """
+        return cls(
+            id=EntityInstanceId.parse(entity.instanceId),
+            last_modified=to_datetime(entity.lastModifiedTime),
+            backlog_queue_size=entity.backlogQueueSize,
+            locked_by=opt_str(entity, "lockedBy") or None,
+            includes_state=includes_state,
+            serialized_state=opt_str(entity, "serializedState") if includes_state else None,
+        )
+
+
+@dataclass(frozen=True)
+class EntityQuery:
+    """Filters for :meth:`AsyncDurableTaskClient.get_all_entities`."""
+
+    instance_id_starts_with: str | None = None
+    """Only entities whose instance id starts with this (``"@counter@"``: every
+    counter); the entity-name part is matched case-insensitively."""
+
+    last_modified_from: _dt.datetime | None = None
+    """Only entities modified at or after this time."""
+
+    last_modified_to: _dt.datetime | None = None
+    """Only entities modified before this time."""
+
+    include_state: bool = True
+    """Whether to fetch each entity's state."""
+
+    include_transient: bool = False
+    """Whether to include entities with no state yet (only messages or locks)."""
+
+    page_size: int | None = None
+    """How many entities to ask for per round trip (the server's default when ``None``)."""
+
+
+@dataclass(frozen=True)
+class CleanEntityStorageResult:
+    """What :meth:`AsyncDurableTaskClient.clean_entity_storage` removed.
+
+    Attributes:
+        empty_entities_removed: entities with no state and nothing pending that
+            were deleted.
+        orphaned_locks_released: locks held by orchestrations that no longer
+            exist that were released.
+    """
+
+    empty_entities_removed: int
+    orphaned_locks_released: int

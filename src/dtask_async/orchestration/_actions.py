@@ -18,14 +18,18 @@ from .._protoutil import failure_to_pb, to_timestamp
 
 __all__ = (
     "RECORD_KINDS",
+    "call_entity",
     "complete_orchestration",
     "create_sub_orchestration",
     "create_timer",
     "describe_action",
     "describe_record",
+    "lock_entities",
     "mismatch",
     "schedule_task",
     "send_event",
+    "signal_entity",
+    "unlock_entity",
 )
 
 RECORD_KINDS: Mapping[str, str] = {
@@ -95,6 +99,84 @@ def send_event(
     return action
 
 
+# Entity messages. Each carries, as its ``requestId`` or ``criticalSectionId``, a
+# name-based UUID from ``ctx.new_uuid()``, so replays produce the same ids.
+
+
+def call_entity(
+    id: int,
+    request_id: str,
+    target: str,
+    operation: str,
+    encoded_input: str | None,
+    parent_instance_id: str,
+    parent_execution_id: str | None,
+) -> pb.OrchestratorAction:
+    """A ``SendEntityMessage`` action calling an entity operation (a response is expected)."""
+    action = pb.OrchestratorAction(id=id)
+    called = action.sendEntityMessage.entityOperationCalled
+    called.requestId = request_id
+    called.operation = operation
+    called.targetInstanceId.value = target
+    called.parentInstanceId.value = parent_instance_id
+    if parent_execution_id is not None:
+        called.parentExecutionId.value = parent_execution_id
+    if encoded_input is not None:
+        called.input.value = encoded_input
+    return action
+
+
+def signal_entity(
+    id: int,
+    request_id: str,
+    target: str,
+    operation: str,
+    encoded_input: str | None,
+    scheduled_time: datetime | None,
+) -> pb.OrchestratorAction:
+    """A ``SendEntityMessage`` action signaling an entity operation (no response)."""
+    action = pb.OrchestratorAction(id=id)
+    signaled = action.sendEntityMessage.entityOperationSignaled
+    signaled.requestId = request_id
+    signaled.operation = operation
+    signaled.targetInstanceId.value = target
+    if encoded_input is not None:
+        signaled.input.value = encoded_input
+    if scheduled_time is not None:
+        signaled.scheduledTime.CopyFrom(to_timestamp(scheduled_time))
+    return action
+
+
+def lock_entities(
+    id: int, critical_section_id: str, lock_set: list[str], parent_instance_id: str
+) -> pb.OrchestratorAction:
+    """A ``SendEntityMessage`` action requesting locks on ``lock_set``.
+
+    The backend takes the locks one entity at a time in ``lock_set`` order,
+    starting at ``position`` 0 (the first entity is the message's target), and
+    answers with ``EntityLockGranted`` once all are held.
+    """
+    action = pb.OrchestratorAction(id=id)
+    requested = action.sendEntityMessage.entityLockRequested
+    requested.criticalSectionId = critical_section_id
+    requested.lockSet.extend(lock_set)
+    requested.position = 0
+    requested.parentInstanceId.value = parent_instance_id
+    return action
+
+
+def unlock_entity(
+    id: int, critical_section_id: str, target: str, parent_instance_id: str
+) -> pb.OrchestratorAction:
+    """A ``SendEntityMessage`` action releasing one entity's lock."""
+    action = pb.OrchestratorAction(id=id)
+    unlock = action.sendEntityMessage.entityUnlockSent
+    unlock.criticalSectionId = critical_section_id
+    unlock.targetInstanceId.value = target
+    unlock.parentInstanceId.value = parent_instance_id
+    return action
+
+
 def complete_orchestration(
     id: int,
     status: int,
@@ -132,9 +214,23 @@ def describe_action(action: pb.OrchestratorAction) -> str:
         event = action.sendEvent
         return f"SendEvent {event.name!r} to {event.instance.instanceId!r}"
     if kind == "sendEntityMessage":
-        message = action.sendEntityMessage.WhichOneof("EntityMessageType")
-        return f"SendEntityMessage ({message})"
+        return _describe_entity_message(action.sendEntityMessage)
     return str(kind)
+
+
+def _describe_entity_message(message: pb.SendEntityMessageAction) -> str:
+    kind = message.WhichOneof("EntityMessageType")
+    if kind == "entityOperationCalled":
+        called = message.entityOperationCalled
+        return f"call_entity {called.operation!r} on {called.targetInstanceId.value!r}"
+    if kind == "entityOperationSignaled":
+        signaled = message.entityOperationSignaled
+        return f"signal_entity {signaled.operation!r} to {signaled.targetInstanceId.value!r}"
+    if kind == "entityLockRequested":
+        return f"lock_entities {list(message.entityLockRequested.lockSet)}"
+    if kind == "entityUnlockSent":
+        return f"entity unlock of {message.entityUnlockSent.targetInstanceId.value!r}"
+    return f"SendEntityMessage ({kind})"
 
 
 def describe_record(event: pb.HistoryEvent) -> str:
@@ -148,7 +244,16 @@ def describe_record(event: pb.HistoryEvent) -> str:
         return f"CreateSubOrchestration {event.subOrchestrationInstanceCreated.name!r}"
     if kind == "eventSent":
         return f"SendEvent {event.eventSent.name!r} to {event.eventSent.instanceId!r}"
+    if kind in _ENTITY_RECORDS:
+        message = pb.SendEntityMessageAction()
+        getattr(message, kind).CopyFrom(getattr(event, kind))
+        return _describe_entity_message(message)
     return f"SendEntityMessage ({kind})"
+
+
+_ENTITY_RECORDS = frozenset(
+    {"entityOperationCalled", "entityOperationSignaled", "entityLockRequested", "entityUnlockSent"}
+)
 
 
 def mismatch(action: pb.OrchestratorAction, event: pb.HistoryEvent) -> bool:
@@ -167,6 +272,30 @@ def mismatch(action: pb.OrchestratorAction, event: pb.HistoryEvent) -> bool:
             action.sendEvent.instance.instanceId != sent.instanceId
             or action.sendEvent.name.casefold() != sent.name.casefold()
         )
-    if kind.startswith("entity"):
-        return bool(action.sendEntityMessage.WhichOneof("EntityMessageType") != kind)
+    if kind in _ENTITY_RECORDS:
+        message = action.sendEntityMessage
+        if message.WhichOneof("EntityMessageType") != kind:
+            return True
+        # Ids (requestId, criticalSectionId) are not compared: they are derived
+        # from the orchestration's clock and some backends assign their own.
+        if kind == "entityOperationCalled":
+            ours, recorded = message.entityOperationCalled, event.entityOperationCalled
+            return (ours.targetInstanceId.value, ours.operation) != (
+                recorded.targetInstanceId.value,
+                recorded.operation,
+            )
+        if kind == "entityOperationSignaled":
+            ours_s, recorded_s = message.entityOperationSignaled, event.entityOperationSignaled
+            return (ours_s.targetInstanceId.value, ours_s.operation) != (
+                recorded_s.targetInstanceId.value,
+                recorded_s.operation,
+            )
+        if kind == "entityLockRequested":
+            return list(message.entityLockRequested.lockSet) != list(
+                event.entityLockRequested.lockSet
+            )
+        # Unlocks are sent together when a critical section ends; SDKs differ in
+        # their order (the official Python SDK's depends on the calls made), so
+        # any unlock record confirms any unlock action.
+        return False
     return False

@@ -12,7 +12,7 @@ import logging
 import types
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar, overload
@@ -24,8 +24,11 @@ from .._proto import pb
 from .._protoutil import failure_from_exception
 from .._serialization import decode, encode
 from .._validation import validate_instance_id
+from ..entities._id import EntityInstanceId, entity_id_of
+from ..entities._lock import EntityLock
 from . import _actions
 from ._decorators import result_type_of
+from ._entities import CriticalSection, EntityCall, EntityState, lock_order
 from ._logging import ReplaySafeLogger
 from ._retry import RetryPolicy
 from ._tasks import CompletableTask, Task
@@ -152,6 +155,8 @@ class OrchestrationContext:
         self._arrivals = 0
         self._custom_status: str | None = None
         self._outcome: Outcome | None = None
+        self._execution_id: str | None = None
+        self._entities = EntityState()
         self._logger_name = "dtask_async.orchestrator"
         self._logger: ReplaySafeLogger | None = None
 
@@ -408,6 +413,136 @@ class OrchestrationContext:
         id = self._next_id()
         self._actions[id] = _actions.send_event(id, instance_id, event_name, encoded)
 
+    # -- entities -----------------------------------------------------------------------
+
+    def call_entity(
+        self,
+        entity: EntityInstanceId | str,
+        operation: str,
+        input: Any = None,
+        *,
+        return_type: Any = None,
+    ) -> Task[Any]:
+        """Run an operation on an entity and return the task of its result.
+
+        Args:
+            entity: the entity's id (or its ``@name@key`` string form).
+            operation: the operation's name.
+            input: the operation's input.
+            return_type: rebuild the result as this type.
+
+        Returns:
+            A task completing with the operation's result, or failing with
+            :class:`~dtask_async.EntityOperationFailedError` when it raised.
+
+        Raises:
+            EntityLockError: inside a critical section, the entity is not one of
+                the locked ones, the locks are not granted yet, or an earlier call
+                to it is still waiting.
+            PayloadError: ``input`` cannot be serialized.
+        """
+        target = entity_id_of(entity, "call_entity() entity")
+        _check_operation(operation)
+        self._entities.check_call(target)
+        encoded = encode(input, f"input of operation {operation!r} on entity {target}")
+        id = self._next_id()
+        request_id = self.new_uuid()
+        self._actions[id] = _actions.call_entity(
+            id,
+            request_id,
+            str(target),
+            operation,
+            encoded,
+            self._instance_id,
+            self._execution_id,
+        )
+        call_task: CompletableTask[Any] = CompletableTask(
+            f"operation {operation!r} on entity {target}"
+        )
+        self._entities.call_started(
+            request_id, EntityCall(target, operation, id, call_task, return_type)
+        )
+        return call_task
+
+    def signal_entity(
+        self,
+        entity_id: EntityInstanceId | str,
+        operation_name: str,
+        input: Any = None,
+        *,
+        signal_time: datetime | timedelta | None = None,
+    ) -> None:
+        """Send an operation to an entity without waiting for it (fire and forget).
+
+        Args:
+            entity_id: the entity's id (or its ``@name@key`` string form).
+            operation_name: the operation's name.
+            input: the operation's input.
+            signal_time: deliver no earlier than this time: a datetime (naive is
+                UTC) or a delay from :attr:`current_utc_datetime`.
+
+        Raises:
+            EntityLockError: the entity is locked by the current critical section.
+            PayloadError: ``input`` cannot be serialized.
+        """
+        target = entity_id_of(entity_id, "signal_entity() entity")
+        _check_operation(operation_name)
+        self._entities.check_signal(target)
+        if signal_time is None:
+            deliver_at = None
+        elif isinstance(signal_time, timedelta):
+            deliver_at = self._now + signal_time
+        elif isinstance(signal_time, datetime):
+            deliver_at = _as_utc(signal_time)
+        else:
+            raise TypeError(
+                f"signal_time must be a datetime or a timedelta, got {type(signal_time).__name__}"
+            )
+        encoded = encode(input, f"input of operation {operation_name!r} on entity {target}")
+        id = self._next_id()
+        self._actions[id] = _actions.signal_entity(
+            id, self.new_uuid(), str(target), operation_name, encoded, deliver_at
+        )
+
+    def lock_entities(
+        self, entity_ids: Iterable[EntityInstanceId | str] | EntityInstanceId
+    ) -> Task[EntityLock]:
+        """Lock entities for a critical section; the task's result is the lock.
+
+        Use the result as a context manager; the locks are released when the
+        block is left (or, at the latest, when the orchestration ends)::
+
+            with (yield ctx.lock_entities([account_a, account_b])):
+                ...
+
+        Inside the critical section only the locked entities may be called, and
+        no other orchestration can operate on them. Locks are always taken in the
+        same global order (sorted ids), so critical sections never deadlock.
+
+        Args:
+            entity_ids: the entities to lock (duplicates are ignored).
+
+        Returns:
+            A task completing with an :class:`~dtask_async.entities.EntityLock`
+            once every lock is held.
+
+        Raises:
+            EntityLockError: called inside a critical section (they cannot nest).
+            ValueError: no entity was given.
+        """
+        self._entities.check_lock()
+        ordered = lock_order(entity_ids)
+        id = self._next_id()
+        section_id = self.new_uuid()
+        self._actions[id] = _actions.lock_entities(
+            id, section_id, [str(e) for e in ordered], self._instance_id
+        )
+        lock_task: CompletableTask[EntityLock] = CompletableTask(
+            f"lock_entities({[str(e) for e in ordered]})"
+        )
+        self._entities.section = CriticalSection(section_id, ordered, lock_task)
+        return lock_task
+
     def continue_as_new(
         self, new_input: Any, *, save_events: bool = False, new_version: str | None = None
     ) -> None:
@@ -426,6 +561,7 @@ class OrchestrationContext:
         """
         encoded = encode(new_input, "input of continue_as_new()")
         if self._outcome is None:
+            self._release_locks()
             self._outcome = Outcome(
                 pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW,
                 continue_input=encoded,
@@ -539,11 +675,38 @@ class OrchestrationContext:
         )
         self._arrivals += 1
 
+    def _grant_locks(self, section_id: str) -> bool:
+        section = self._entities.section
+        if section is None or section.id != section_id or section.granted:
+            return False
+        section.granted = True
+        section.task._complete(EntityLock(section.entities, lambda: self._release(section)))
+        return True
+
+    def _release(self, section: CriticalSection) -> None:
+        # Only the current section can be released; a lock object kept after its
+        # section ended (or a second exit) does nothing.
+        if self._entities.section is not section:
+            return
+        self._entities.section = None
+        for entity in section.entities:
+            id = self._next_id()
+            self._actions[id] = _actions.unlock_entity(
+                id, section.id, str(entity), self._instance_id
+            )
+
+    def _release_locks(self) -> None:
+        # An ending orchestration releases what it holds, and what it asked for
+        # but was not granted yet: the request is on its way and will be granted.
+        if self._entities.section is not None:
+            self._release(self._entities.section)
+
     def _finish(
         self, status: int, *, result: str | None = None, failure: FailureDetails | None = None
     ) -> None:
         if self._outcome is not None:
             return
+        self._release_locks()
         self._outcome = Outcome(status)
         id = self._next_id()
         self._actions[id] = _actions.complete_orchestration(
@@ -581,6 +744,11 @@ class OrchestrationContext:
                 )
             )
         return actions
+
+
+def _check_operation(operation: object) -> None:
+    if not isinstance(operation, str) or not operation:
+        raise ValueError(f"entity operation name must be a non-empty string, got {operation!r}")
 
 
 def _check_retry(policy: object) -> None:

@@ -8,8 +8,10 @@ Event semantics follow the Durable Task protocol as the official SDKs apply it:
   ``SubOrchestrationInstanceCreated``, ``EventSent``, entity messages) confirm the
   action with the same sequence number, or prove the code changed
   (:class:`~dtask_async.NonDeterminismError`).
-* Completions (``TaskCompleted`` ... ``TimerFired``, ``EventRaised``) complete
-  tasks, then the code runs on until it waits for something unfinished.
+* Completions (``TaskCompleted`` ... ``TimerFired``, ``EventRaised``, and the
+  entity responses ``EntityOperationCompleted``/``Failed`` by request id and
+  ``EntityLockGranted`` by critical-section id) complete tasks, then the code
+  runs on until it waits for something unfinished.
 * While suspended, completions and raised events are held back and applied on
   resume. Records, clock events, resume and terminate are not held: they are
   not inputs to the code.
@@ -25,6 +27,7 @@ from typing import Any
 
 from .._errors import (
     DurableTaskError,
+    EntityOperationFailedError,
     NonDeterminismError,
     OrchestrationStateError,
     PayloadError,
@@ -37,6 +40,7 @@ from .._serialization import decode, encode, input_type_of
 from . import _actions
 from ._context import ACTIVITY, SUB_ORCHESTRATION, Call, OrchestrationContext, Timer
 from ._decorators import takes_input
+from ._entities import EntityCall
 from ._tasks import Task
 
 __all__ = ("HELD_WHILE_SUSPENDED", "Replay", "Lookup")
@@ -109,10 +113,10 @@ class Replay:
             self._handlers[kind] = self._on_record
         for kind in _IGNORED:
             self._handlers[kind] = _ignore
-        # Entity responses: a later phase adds call_entity / lock_entities and
-        # registers handlers for these.
-        for kind in ("entityOperationCompleted", "entityOperationFailed", "entityLockGranted"):
-            self._handlers[kind] = self._on_unexpected_completion
+        self._handlers["entityOperationCalled"] = self._on_entity_call_record
+        self._handlers["entityOperationCompleted"] = self._on_entity_completed
+        self._handlers["entityOperationFailed"] = self._on_entity_failed
+        self._handlers["entityLockGranted"] = self._on_entity_lock_granted
 
     # -- feeding events --------------------------------------------------------------
 
@@ -188,6 +192,8 @@ class Replay:
         self.started = (self.position, copy)
         started = event.executionStarted
         ctx._name = started.name
+        if started.orchestrationInstance.HasField("executionId"):
+            ctx._execution_id = started.orchestrationInstance.executionId.value or None
         if started.HasField("version"):
             ctx._version = started.version.value
         parent = started.parentInstance
@@ -364,12 +370,78 @@ class Replay:
         self.ctx._receive_event(event)
         self._resume()
 
-    def _on_unexpected_completion(self, event: pb.HistoryEvent) -> None:
+    # -- entities -------------------------------------------------------------------
+
+    def _on_entity_call_record(self, event: pb.HistoryEvent) -> None:
+        action = self.ctx._actions.get(event.eventId)
+        self._on_record(event)
+        assert action is not None  # _on_record raised otherwise
+        self.ctx._entities.rename_call(
+            action.sendEntityMessage.entityOperationCalled.requestId,
+            event.entityOperationCalled.requestId,
+        )
+
+    def _take_entity_call(self, request_id: str, event_kind: str) -> EntityCall | None:
+        ctx = self.ctx
+        if ctx._outcome is not None:
+            return None
+        call = ctx._entities.call_finished(request_id)
+        if call is None:
+            self._ignore_unexpected(event_kind, f"request id {request_id!r}")
+        return call
+
+    def _on_entity_completed(self, event: pb.HistoryEvent) -> None:
+        done = event.entityOperationCompleted
+        call = self._take_entity_call(done.requestId, "entityOperationCompleted")
+        if call is None:
+            return
+        payload = done.output.value if done.HasField("output") else None
+        try:
+            value = decode(payload, call.result_type)
+        except PayloadError as exc:
+            call.task._fail(
+                TaskFailedError(
+                    f"the result of {call.describe()} is not valid JSON",
+                    failure_from_exception(exc, with_stack=False),
+                )
+            )
+        else:
+            call.task._complete(value)
+        self._resume()
+
+    def _on_entity_failed(self, event: pb.HistoryEvent) -> None:
+        failed = event.entityOperationFailed
+        call = self._take_entity_call(failed.requestId, "entityOperationFailed")
+        if call is None:
+            return
+        failure = failure_from_pb(failed.failureDetails)
+        call.task._fail(
+            EntityOperationFailedError(
+                f"{call.describe()} failed: {failure}",
+                failure,
+                entity_instance_id=call.entity,
+                operation_name=call.operation,
+            )
+        )
+        self._resume()
+
+    def _on_entity_lock_granted(self, event: pb.HistoryEvent) -> None:
+        ctx = self.ctx
+        section_id = event.entityLockGranted.criticalSectionId
+        if ctx._outcome is not None:
+            return
+        if ctx._grant_locks(section_id):
+            self._resume()
+        else:
+            self._ignore_unexpected("entityLockGranted", f"critical section {section_id!r}")
+
+    def _ignore_unexpected(self, event_kind: str, what: str) -> None:
         if not self.ctx.is_replaying:
             logger.warning(
-                "%s: ignoring %s: this orchestration has no entity operation waiting",
+                "%s: ignoring %s for %s: nothing in this orchestration waits for it",
                 self.ctx.instance_id,
-                event.WhichOneof("eventType"),
+                event_kind,
+                what,
             )
 
     # -- driving the orchestrator code ------------------------------------------

@@ -10,8 +10,9 @@ from typing import Any
 from .._errors import RegistrationError
 from .._naming import name_of
 from .._serialization import input_type_of
+from ..entities._entity import DurableEntity
 
-__all__ = ("Registry", "RegisteredActivity")
+__all__ = ("Registry", "RegisteredActivity", "RegisteredEntity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,21 @@ class RegisteredActivity:
     is_async: bool
     takes_input: bool
     input_type: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredEntity:
+    """An entity ready to run: a ``DurableEntity`` subclass, or a function ``(ctx, input)``."""
+
+    name: str
+    target: Any
+    is_class: bool
+    is_async: bool = False
+    """For a function: whether it is ``async def``."""
+    takes_input: bool = True
+    """For a function: whether it takes the input after the context."""
+    input_type: Any = None
+    """For a function: the annotation of its input parameter."""
 
 
 def _callable_of(target: Any) -> Callable[..., Any]:
@@ -56,7 +72,7 @@ class Registry:
     def __init__(self) -> None:
         self.orchestrators: dict[str, Callable[..., Any]] = {}
         self.activities: dict[str, RegisteredActivity] = {}
-        self.entities: dict[str, Any] = {}
+        self.entities: dict[str, RegisteredEntity] = {}
 
     @staticmethod
     def _check_new(table: dict[str, Any], name: str, kind: str) -> None:
@@ -85,12 +101,35 @@ class Registry:
         return resolved
 
     def add_entity(self, entity: Any, name: str | None = None) -> str:
-        """Register an entity (function or ``DurableEntity`` class); returns its name."""
+        """Register an entity (function or ``DurableEntity`` class); returns its
+        lower-cased name."""
+        is_class = isinstance(entity, type)
+        if is_class and not issubclass(entity, DurableEntity):
+            raise RegistrationError(
+                f"entity class {entity.__name__!r} must subclass entities.DurableEntity"
+            )
+        if not is_class and not callable(entity):
+            raise RegistrationError(
+                f"an entity is a function (ctx, input) or a DurableEntity subclass, "
+                f"got {type(entity).__name__}"
+            )
         if name is None:
-            name = entity.__name__ if isinstance(entity, type) else name_of(entity, "entity")
+            name = entity.__name__ if is_class else name_of(entity, "entity")
+        if not isinstance(name, str) or not name or "@" in name:
+            raise RegistrationError(f"entity name {name!r} must be non-empty and contain no '@'")
         resolved = name.lower()
         self._check_new(self.entities, resolved, "an entity named")
-        self.entities[resolved] = entity
+        if is_class:
+            self.entities[resolved] = RegisteredEntity(resolved, entity, is_class=True)
+        else:
+            self.entities[resolved] = RegisteredEntity(
+                resolved,
+                entity,
+                is_class=False,
+                is_async=inspect.iscoroutinefunction(entity),
+                takes_input=_positional_count(entity) >= 2,
+                input_type=input_type_of(entity),
+            )
         return resolved
 
     def orchestrator(self, name: str) -> Callable[..., Any] | None:

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -23,6 +23,7 @@ from .._protoutil import failure_to_pb, sv
 from ..orchestration import OrchestrationRunner
 from ..transport import ChannelOptions, Connection, TokenCredentialLike, translate_rpc_error
 from ._activities import run_activity
+from ._entities import oversized_result, run_entity_batch
 from ._options import ConcurrencyOptions, ReconnectPolicy
 from ._registry import Registry
 
@@ -165,8 +166,6 @@ class AsyncDurableTaskWorker:
         self._stopping = asyncio.Event()
         self._thread_limiter: anyio.CapacityLimiter | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self.entity_handler: Callable[[pb.WorkItem], Any] | None = None
-        """Set by the entities runtime: handles entity work items."""
 
     # -- registration ----------------------------------------------------------------
 
@@ -199,8 +198,15 @@ class AsyncDurableTaskWorker:
     def add_entity(self, entity: Any, *, name: str | None = None) -> str:
         """Register an entity: a function ``(ctx, input)`` or a ``DurableEntity`` class.
 
+        ``async def`` operations run on the loop, plain ones in worker threads.
+
         Returns:
-            The registered (lower-case) entity name.
+            The registered (lower-case) entity name: ``name``, or the function's
+            or class's name.
+
+        Raises:
+            RegistrationError: the name is taken, contains ``@``, or the class does
+                not subclass ``entities.DurableEntity``.
         """
         self._check_not_running("add an entity")
         return self._registry.add_entity(entity, name)
@@ -540,7 +546,10 @@ class AsyncDurableTaskWorker:
     # -- entities --------------------------------------------------------------------
 
     async def _run_entity(self, item: pb.WorkItem) -> None:
-        if self.entity_handler is None:
-            raise RuntimeError("received an entity work item, but no entity support is loaded")
-        response, method = await self.entity_handler(item)
-        await self._complete(method, response)
+        assert self._thread_limiter is not None
+        work, result = await run_entity_batch(self._registry, item, self._thread_limiter)
+        try:
+            self._connection.check_size("CompleteEntityTask", result)
+        except PayloadTooLargeError as exc:
+            result = oversized_result(work, exc)
+        await self._complete("CompleteEntityTask", result)

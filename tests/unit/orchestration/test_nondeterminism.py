@@ -115,16 +115,17 @@ def test_event_sent_name_matches_case_insensitively() -> None:
     assert summary(_run(order, past, [_later()])) == []
 
 
-def test_entity_record_without_entity_support_is_non_deterministic() -> None:
+def test_entity_record_where_the_code_now_does_something_else_is_non_deterministic() -> None:
     def order(ctx: task.OrchestrationContext, _: Any):
         yield ctx.create_timer(timedelta(hours=1))
 
     signal = pb.HistoryEvent(eventId=1)
     signal.entityOperationSignaled.requestId = "r"
     signal.entityOperationSignaled.operation = "add"
+    signal.entityOperationSignaled.targetInstanceId.value = "@counter@c"
     details = failure(_run(order, _history(signal), [_later()]))
     assert details.errorMessage.startswith(
-        "task 1: history has SendEntityMessage (entityOperationSignaled) but the "
+        "task 1: history has signal_entity 'add' to '@counter@c' but the "
         "orchestrator now calls CreateTimer"
     )
 
