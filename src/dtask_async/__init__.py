@@ -26,11 +26,17 @@ from ._errors import (
     TaskFailedError as TaskFailedError,
 )
 from ._models import FailureDetails as FailureDetails, OrchestrationStatus as OrchestrationStatus
+from ._quickstart import (
+    DurableTaskClient as DurableTaskClient,
+    DurableTaskWorker as DurableTaskWorker,
+    TaskActivity as TaskActivity,
+)
 from ._version import __version__ as __version__
 from .client import (
     AsyncDurableTaskClient as AsyncDurableTaskClient,
     OrchestrationState as OrchestrationState,
 )
+from .orchestration import OrchestrationContext as OrchestrationContext, Task as Task
 from .worker import AsyncDurableTaskWorker as AsyncDurableTaskWorker
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
@@ -42,6 +48,12 @@ __all__ = (
     "AsyncDurableTaskWorker",
     "DurableEnvironment",
     "OrchestrationState",
+    # connection-string shorthands and class-based tasks
+    "DurableTaskClient",
+    "DurableTaskWorker",
+    "OrchestrationContext",
+    "Task",
+    "TaskActivity",
     # models
     "FailureDetails",
     "OrchestrationStatus",

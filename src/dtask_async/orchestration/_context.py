@@ -227,8 +227,8 @@ class OrchestrationContext:
     def call_activity(
         self,
         activity: Callable[..., Any] | str,
-        *,
         input: Any = None,
+        *,
         retry_policy: RetryPolicy | None = None,
         tags: Mapping[str, str] | None = None,
         return_type: type[R],
@@ -237,8 +237,8 @@ class OrchestrationContext:
     def call_activity(
         self,
         activity: Callable[..., Any] | str,
-        *,
         input: Any = None,
+        *,
         retry_policy: RetryPolicy | None = None,
         tags: Mapping[str, str] | None = None,
         return_type: None = None,
@@ -246,8 +246,8 @@ class OrchestrationContext:
     def call_activity(
         self,
         activity: Callable[..., Any] | str,
-        *,
         input: Any = None,
+        *,
         retry_policy: RetryPolicy | None = None,
         tags: Mapping[str, str] | None = None,
         return_type: Any = None,
