@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 from .._errors import PayloadError
 from .._models import FailureDetails
 from .._proto import pb
@@ -15,6 +12,7 @@ from .._protoutil import failure_from_exception, failure_to_pb
 from .._serialization import decode, encode
 from ..orchestration import ActivityContext
 from ._registry import Registry
+from ._threads import ThreadRunner
 
 __all__ = ("run_activity",)
 
@@ -36,7 +34,7 @@ async def run_activity(
     registry: Registry,
     request: pb.ActivityRequest,
     token: str,
-    limiter: anyio.CapacityLimiter,
+    threads: ThreadRunner,
 ) -> pb.ActivityResponse:
     """Execute an activity and build the response to send back.
 
@@ -66,9 +64,7 @@ async def run_activity(
         if registered.is_async:
             result = await registered.fn(*args)
         else:
-            result = await anyio.to_thread.run_sync(
-                registered.fn, *args, limiter=limiter, abandon_on_cancel=True
-            )
+            result = await threads.run(registered.fn, *args)
         encoded = encode(result, f"result of activity {name!r}")
     except PayloadError as exc:
         logger.warning("activity %r of %r: %s", name, instance_id, exc)

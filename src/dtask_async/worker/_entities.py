@@ -27,9 +27,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 from .._errors import InvalidInstanceIdError, PayloadTooLargeError
 from .._models import FailureDetails
 from .._proto import pb
@@ -39,6 +36,7 @@ from ..entities._context import EntityBatch, EntityContext
 from ..entities._entity import DurableEntity, instantiate, operation_table
 from ..entities._id import EntityInstanceId
 from ._registry import RegisteredEntity, Registry
+from ._threads import ThreadRunner
 
 __all__ = ("EntityWork", "oversized_result", "read_entity_work", "run_entity_batch")
 
@@ -164,7 +162,7 @@ def oversized_result(work: EntityWork, exc: PayloadTooLargeError) -> pb.EntityBa
 
 
 async def run_entity_batch(
-    registry: Registry, item: pb.WorkItem, limiter: anyio.CapacityLimiter
+    registry: Registry, item: pb.WorkItem, threads: ThreadRunner
 ) -> tuple[EntityWork, pb.EntityBatchResult]:
     """Run every operation of an entity work item and build the result to send.
 
@@ -198,7 +196,7 @@ async def run_entity_batch(
     batch = EntityBatch(work.state)
     results = []
     for operation in work.operations:
-        results.append(await _run_operation(registered, entity_id, operation, batch, limiter))
+        results.append(await _run_operation(registered, entity_id, operation, batch, threads))
     return work, _result(work, results, batch.state, batch.committed_actions())
 
 
@@ -207,15 +205,15 @@ async def _run_operation(
     entity_id: EntityInstanceId,
     operation: Operation,
     batch: EntityBatch,
-    limiter: anyio.CapacityLimiter,
+    threads: ThreadRunner,
 ) -> pb.OperationResult:
     started = to_timestamp(utcnow())
     context = EntityContext._in_batch(entity_id, operation.name, batch)
     try:
         if registered.is_class:
-            output = await _run_method(registered.target, context, operation, limiter)
+            output = await _run_method(registered.target, context, operation, threads)
         else:
-            output = await _run_function(registered, context, operation, limiter)
+            output = await _run_function(registered, context, operation, threads)
         encoded = encode(output, f"result of operation {operation.name!r} on entity {entity_id}")
     except _OperationRefused as refused:
         batch.rollback()
@@ -258,7 +256,7 @@ async def _run_function(
     registered: RegisteredEntity,
     context: EntityContext,
     operation: Operation,
-    limiter: anyio.CapacityLimiter,
+    threads: ThreadRunner,
 ) -> Any:
     fn = registered.target
 
@@ -268,9 +266,7 @@ async def _run_function(
 
     if registered.is_async:
         return await call()
-    return await _settle(
-        await anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
-    )
+    return await _settle(await threads.run(call))
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +342,7 @@ async def _run_method(
     cls: type[DurableEntity],
     context: EntityContext,
     operation: Operation,
-    limiter: anyio.CapacityLimiter,
+    threads: ThreadRunner,
 ) -> Any:
     method = _resolve(cls, context.entity_id, operation.name)
 
@@ -362,6 +358,4 @@ async def _run_method(
 
     if method.is_async:
         return await call()
-    return await _settle(
-        await anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
-    )
+    return await _settle(await threads.run(call))

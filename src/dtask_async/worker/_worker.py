@@ -26,6 +26,7 @@ from ._activities import run_activity
 from ._entities import oversized_result, run_entity_batch
 from ._options import ConcurrencyOptions, ReconnectPolicy
 from ._registry import Registry
+from ._threads import ThreadRunner
 
 __all__ = ("AsyncDurableTaskWorker",)
 
@@ -164,7 +165,7 @@ class AsyncDurableTaskWorker:
         self._connected = asyncio.Event()
         self._connect_timeout = 5.0
         self._stopping = asyncio.Event()
-        self._thread_limiter: anyio.CapacityLimiter | None = None
+        self._threads: ThreadRunner | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
 
     # -- registration ----------------------------------------------------------------
@@ -250,7 +251,7 @@ class AsyncDurableTaskWorker:
         if self._state is not _State.NEW:
             raise RuntimeError("this worker is stopped; create a new one")
         self._state = _State.RUNNING
-        self._thread_limiter = anyio.CapacityLimiter(self.concurrency.max_activity_threads)
+        self._threads = ThreadRunner(self.concurrency.max_activity_threads)
         self._main = asyncio.create_task(self._run(), name=f"dtask-worker {self.worker_id}")
 
     async def wait_until_connected(self, timeout: float | None = None) -> None:
@@ -298,6 +299,8 @@ class AsyncDurableTaskWorker:
             except Exception:
                 logger.exception("the worker's main task failed")
         self._state = _State.STOPPED
+        if self._threads is not None:
+            self._threads.close()
         await self._connection.aclose()
         logger.info("worker %s stopped", self.worker_id)
 
@@ -339,11 +342,15 @@ class AsyncDurableTaskWorker:
                     self._dispatch(tg, item)
                 if self._active():
                     logger.info("the server ended the work-item stream; reconnecting")
-            except grpc.RpcError as exc:
+            except (grpc.RpcError, RPCError) as exc:
                 if not self._active():
                     break
-                error = translate_rpc_error(
-                    exc, method="GetWorkItems", target=self._connection.target
+                error = (
+                    exc
+                    if isinstance(exc, RPCError)
+                    else translate_rpc_error(
+                        exc, method="GetWorkItems", target=self._connection.target
+                    )
                 )
                 logger.warning("work-item stream broke: %s", error)
             except asyncio.CancelledError:
@@ -455,8 +462,8 @@ class AsyncDurableTaskWorker:
     # -- activities ------------------------------------------------------------------
 
     async def _run_activity(self, request: pb.ActivityRequest, token: str) -> None:
-        assert self._thread_limiter is not None
-        response = await run_activity(self._registry, request, token, self._thread_limiter)
+        assert self._threads is not None
+        response = await run_activity(self._registry, request, token, self._threads)
         try:
             self._connection.check_size("CompleteActivityTask", response)
         except PayloadTooLargeError as exc:
@@ -546,8 +553,8 @@ class AsyncDurableTaskWorker:
     # -- entities --------------------------------------------------------------------
 
     async def _run_entity(self, item: pb.WorkItem) -> None:
-        assert self._thread_limiter is not None
-        work, result = await run_entity_batch(self._registry, item, self._thread_limiter)
+        assert self._threads is not None
+        work, result = await run_entity_batch(self._registry, item, self._threads)
         try:
             self._connection.check_size("CompleteEntityTask", result)
         except PayloadTooLargeError as exc:

@@ -8,7 +8,6 @@ import json
 import threading
 from typing import Any
 
-import anyio
 import pytest
 
 from dtask_async import RegistrationError, entities
@@ -16,6 +15,7 @@ from dtask_async._errors import PayloadTooLargeError
 from dtask_async._proto import pb
 from dtask_async.worker import Registry
 from dtask_async.worker._entities import oversized_result, read_entity_work, run_entity_batch
+from dtask_async.worker._threads import ThreadRunner
 
 from .test_context import Counter, counter
 
@@ -63,7 +63,7 @@ def v2(instance_id: str, state: Any, *ops: Op, caller: str | None = "orch-1") ->
 
 
 async def run(registry: Registry, item: pb.WorkItem) -> pb.EntityBatchResult:
-    _, result = await run_entity_batch(registry, item, anyio.CapacityLimiter(4))
+    _, result = await run_entity_batch(registry, item, ThreadRunner(4))
     return result
 
 
