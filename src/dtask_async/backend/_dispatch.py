@@ -1,0 +1,433 @@
+"""Work-item streams, leases and the push dispatcher of one task hub.
+
+Work becomes *ready* when it can run (an instance with new events and no live lease; a
+queued activity). The dispatcher pairs ready work with open streams that have a free
+slot, round robin, and pushes it at once: streams never poll. Each dispatch creates a
+lease with a fresh completion token:
+
+* completing or abandoning with that token ends the lease;
+* a stream that closes leaves its leases *orphaned*: the work is ready again at once,
+  and the old token stays valid until the work is sent to another stream;
+* a lease older than ``lease_duration`` expires: the work is ready again and the token
+  is dead. The stream's slot stays taken until its worker reports back with that token
+  (the worker still counts the item against its own limit).
+
+An orchestration instance has at most one live lease, so it never runs on two workers.
+
+Entities (a later phase) fit as a third kind next to ``ORCHESTRATION`` and ``ACTIVITY``:
+one queue entry per entity instance id (``@name@key``) whose pending operations form the
+batch, leased like an orchestration so an entity runs one batch at a time, with slots
+sized by ``maxConcurrentEntityWorkItems``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections import deque
+from collections.abc import Iterable
+from typing import Protocol
+
+import anyio
+import grpc
+
+from .._proto import pb
+from ._model import ActivityItem, ActivityLease, Instance, Lease, OrchestrationLease
+from ._options import BackendOptions
+from ._validation import RpcFailure
+from ._wire import HEALTH_PING, activity_work_item, orchestrator_work_item
+
+__all__ = ("Dispatcher", "Stream")
+
+logger = logging.getLogger(__name__)
+
+_FilterMap = dict[str, frozenset[str]]
+
+
+ORCHESTRATION = "orchestration"
+ACTIVITY = "activity"
+
+
+class DispatchHost(Protocol):
+    """What the dispatcher needs from its hub."""
+
+    def runnable(self, instance: Instance) -> bool: ...
+
+    def episode(self, instance: Instance) -> tuple[int, list[pb.HistoryEvent]]: ...
+
+    def wake_clock(self) -> None: ...
+
+    def now(self) -> int: ...
+
+
+def _filters(request: pb.GetWorkItemsRequest) -> tuple[_FilterMap | None, _FilterMap | None]:
+    if not request.HasField("workItemFilters"):
+        return None, None
+
+    def build(entries: Iterable[pb.OrchestrationFilter | pb.ActivityFilter]) -> _FilterMap:
+        result: _FilterMap = {}
+        for entry in entries:
+            result[entry.name] = result.get(entry.name, frozenset()) | frozenset(entry.versions)
+        return result
+
+    filters = request.workItemFilters
+    return build(filters.orchestrations), build(filters.activities)
+
+
+def _accepts(filters: _FilterMap | None, name: str, version: str) -> bool:
+    if filters is None:
+        return True
+    versions = filters.get(name)
+    if versions is None:
+        return False
+    return not versions or version in versions
+
+
+class Stream:
+    """One worker's ``GetWorkItems`` call: its limits, its leases and its outbox."""
+
+    def __init__(
+        self,
+        stream_id: int,
+        *,
+        max_orchestrations: int,
+        max_activities: int,
+        orchestration_filter: _FilterMap | None,
+        activity_filter: _FilterMap | None,
+    ) -> None:
+        self.stream_id = stream_id
+        self.max = {ORCHESTRATION: max_orchestrations, ACTIVITY: max_activities}
+        self.used = {ORCHESTRATION: 0, ACTIVITY: 0}
+        self.filters = {ORCHESTRATION: orchestration_filter, ACTIVITY: activity_filter}
+        self.tokens: set[str] = set()
+        self.stale: set[str] = set()
+        self.closed = False
+        self._outbox: deque[bytes] = deque()
+        self._wake = asyncio.Event()
+
+    def free(self, kind: str) -> int:
+        return self.max[kind] - self.used[kind]
+
+    def accepts(self, kind: str, name: str, version: str) -> bool:
+        return _accepts(self.filters[kind], name, version)
+
+    def push(self, item: bytes) -> None:
+        self._outbox.append(item)
+        self._wake.set()
+
+    def end(self) -> None:
+        """Make :meth:`next_item` return ``None`` once the outbox is drained."""
+        self.closed = True
+        self._wake.set()
+
+    async def next_item(self, ping_interval: float) -> bytes | None:
+        """The next serialized work item; a ``HealthPing`` after ``ping_interval`` idle
+        seconds; ``None`` when the stream was ended."""
+        if not self._outbox:
+            if self.closed:
+                return None
+            self._wake.clear()
+            with anyio.move_on_after(ping_interval):
+                await self._wake.wait()
+            if not self._outbox:
+                return None if self.closed else HEALTH_PING
+        return self._outbox.popleft()
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.stream_id} used={self.used} max={self.max}>"
+
+
+class Dispatcher:
+    """Pairs ready work with streams and keeps the lease table."""
+
+    def __init__(self, host: DispatchHost, options: BackendOptions) -> None:
+        self._host = host
+        self._options = options
+        self._lease_us = int(options.lease_duration * 1_000_000)
+        self._streams: list[Stream] = []
+        self._closing = False
+        self._rr = 0
+        self._ids = itertools.count(1)
+        self._token_prefix = secrets.token_hex(4) + "-"
+        self._token_ids = itertools.count(1)
+        self.ready_instances: deque[Instance] = deque()
+        self.ready_activities: deque[ActivityItem] = deque()
+        self.leases: dict[str, Lease] = {}
+        self._stale: dict[str, tuple[Stream, str]] = {}
+        # (expiry, token) in dispatch order: every lease lasts equally long, so this is
+        # also expiry order. Only tokens are kept, so finished leases are freed at once.
+        self._fifo: deque[tuple[int, str]] = deque()
+
+    # -- streams ---------------------------------------------------------------------
+
+    def open_stream(self, request: pb.GetWorkItemsRequest) -> Stream:
+        if self._closing:
+            raise RpcFailure(grpc.StatusCode.UNAVAILABLE, "the backend is shutting down")
+        orchestration_filter, activity_filter = _filters(request)
+        stream = Stream(
+            next(self._ids),
+            max_orchestrations=request.maxConcurrentOrchestrationWorkItems
+            if request.maxConcurrentOrchestrationWorkItems > 0
+            else self._options.default_orchestration_concurrency,
+            max_activities=request.maxConcurrentActivityWorkItems
+            if request.maxConcurrentActivityWorkItems > 0
+            else self._options.default_activity_concurrency,
+            orchestration_filter=orchestration_filter,
+            activity_filter=activity_filter,
+        )
+        self._streams.append(stream)
+        logger.debug("work item stream %s opened", stream)
+        self.pump()
+        return stream
+
+    def close_stream(self, stream: Stream) -> None:
+        """Forget ``stream``; its leased work is ready again at once."""
+        if stream in self._streams:
+            self._streams.remove(stream)
+        stream.end()
+        for token in stream.tokens:
+            lease = self.leases.get(token)
+            if lease is not None:
+                lease.stream = None
+                self._reoffer(lease)
+        stream.tokens.clear()
+        for token in stream.stale:
+            self._stale.pop(token, None)
+        stream.stale.clear()
+        logger.debug("work item stream %s closed", stream)
+        self.pump()
+
+    def end_all_streams(self) -> None:
+        """End every stream and refuse new ones: the backend is stopping."""
+        self._closing = True
+        for stream in list(self._streams):
+            stream.end()
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    # -- ready work ------------------------------------------------------------------
+
+    def offer_instance(self, instance: Instance) -> None:
+        if not instance.queued and self._host.runnable(instance):
+            instance.queued = True
+            self.ready_instances.append(instance)
+
+    def offer_activity(self, item: ActivityItem) -> None:
+        if (
+            not item.queued
+            and not item.cancelled
+            and (item.lease is None or item.lease.stream is None)
+        ):
+            item.queued = True
+            self.ready_activities.append(item)
+
+    def pump(self) -> None:
+        """Send ready work to streams with free slots."""
+        if not self._streams:
+            return
+        if self.ready_instances:
+            self._pump_instances()
+        if self.ready_activities:
+            self._pump_activities()
+
+    def _choose(self, kind: str, name: str, version: str) -> Stream | None:
+        streams = self._streams
+        count = len(streams)
+        for offset in range(count):
+            stream = streams[(self._rr + offset) % count]
+            if stream.free(kind) > 0 and stream.accepts(kind, name, version):
+                self._rr = (self._rr + offset + 1) % count
+                return stream
+        return None
+
+    def _has_room(self, kind: str) -> bool:
+        return any(stream.free(kind) > 0 for stream in self._streams)
+
+    def _pump_instances(self) -> None:
+        queue = self.ready_instances
+        skipped: list[Instance] = []
+        while queue:
+            instance = queue[0]
+            if not self._host.runnable(instance):
+                queue.popleft()
+                instance.queued = False
+                continue
+            stream = self._choose(ORCHESTRATION, instance.name, instance.version)
+            if stream is None:
+                if not self._has_room(ORCHESTRATION):
+                    break
+                skipped.append(queue.popleft())  # no open stream accepts this name
+                continue
+            queue.popleft()
+            instance.queued = False
+            self._send_instance(stream, instance)
+        queue.extendleft(reversed(skipped))
+
+    def _pump_activities(self) -> None:
+        queue = self.ready_activities
+        skipped: list[ActivityItem] = []
+        while queue:
+            item = queue[0]
+            if item.cancelled or (item.lease is not None and item.lease.stream is not None):
+                queue.popleft()
+                item.queued = False
+                continue
+            stream = self._choose(ACTIVITY, item.name, item.version)
+            if stream is None:
+                if not self._has_room(ACTIVITY):
+                    break
+                skipped.append(queue.popleft())
+                continue
+            queue.popleft()
+            item.queued = False
+            self._send_activity(stream, item)
+        queue.extendleft(reversed(skipped))
+
+    def _new_lease_token(self, stream: Stream, kind: str) -> tuple[str, int]:
+        token = f"{self._token_prefix}{next(self._token_ids)}"
+        stream.used[kind] += 1
+        stream.tokens.add(token)
+        return token, self._host.now() + self._lease_us
+
+    def _track(self, lease: Lease) -> None:
+        self.leases[lease.token] = lease
+        if not self._fifo:
+            self._host.wake_clock()
+        self._fifo.append((lease.expires_us, lease.token))
+
+    def _send_instance(self, stream: Stream, instance: Instance) -> None:
+        if instance.lease is not None:  # orphaned by a closed stream: its token dies now
+            self.leases.pop(instance.lease.token, None)
+        upto_seq, new_events = self._host.episode(instance)
+        token, expires = self._new_lease_token(stream, ORCHESTRATION)
+        lease = OrchestrationLease(token, stream, expires, instance, upto_seq, new_events)
+        instance.lease = lease
+        self._track(lease)
+        assert instance.past is not None
+        stream.push(
+            orchestrator_work_item(
+                instance.instance_id,
+                instance.execution_id,
+                instance.past,
+                [event.SerializeToString() for event in new_events],
+                token,
+            )
+        )
+
+    def _send_activity(self, stream: Stream, item: ActivityItem) -> None:
+        if item.lease is not None:
+            self.leases.pop(item.lease.token, None)
+        token, expires = self._new_lease_token(stream, ACTIVITY)
+        lease = ActivityLease(token, stream, expires, item)
+        item.lease = lease
+        self._track(lease)
+        stream.push(activity_work_item(item.request_bytes, token))
+
+    # -- leases ----------------------------------------------------------------------
+
+    def find(self, token: str, kind: str) -> Lease:
+        """The live lease of ``token``, or raise FAILED_PRECONDITION (changing nothing)."""
+        lease = self.leases.get(token)
+        if lease is None:
+            stale = self._stale.pop(token, None)
+            if stale is not None:
+                stream, stale_kind = stale
+                stream.stale.discard(token)
+                stream.used[stale_kind] -= 1
+                self.pump()
+                raise RpcFailure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"the lease of {kind} work item with completion token {token!r} expired "
+                    "before it was completed; the work was redelivered and this result is "
+                    "discarded",
+                )
+            raise RpcFailure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"no leased {kind} work item has completion token {token!r}: it was already "
+                "completed or abandoned, its lease expired, or the backend restarted",
+            )
+        actual = ORCHESTRATION if isinstance(lease, OrchestrationLease) else ACTIVITY
+        if actual != kind:
+            raise RpcFailure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"completion token {token!r} belongs to an {actual} work item, not an {kind} one",
+            )
+        return lease
+
+    def finish(self, lease: Lease) -> None:
+        """End ``lease`` (its work was completed or is being given back)."""
+        self.leases.pop(lease.token, None)
+        stream = lease.stream
+        if stream is not None:
+            stream.tokens.discard(lease.token)
+            stream.used[ORCHESTRATION if isinstance(lease, OrchestrationLease) else ACTIVITY] -= 1
+            lease.stream = None
+        if isinstance(lease, OrchestrationLease):
+            if lease.instance.lease is lease:
+                lease.instance.lease = None
+        elif isinstance(lease, ActivityLease) and lease.item.lease is lease:
+            lease.item.lease = None
+
+    def abandon(self, lease: Lease) -> None:
+        """End ``lease`` and make its work ready again at once."""
+        self.finish(lease)
+        self._reoffer(lease)
+
+    def revoke(self, lease: Lease | None) -> None:
+        """Invalidate ``lease`` without making its work ready (the work is gone)."""
+        if lease is None or self.leases.get(lease.token) is not lease:
+            return
+        self._kill(lease)
+
+    def _kill(self, lease: Lease) -> None:
+        del self.leases[lease.token]
+        stream = lease.stream
+        kind = ORCHESTRATION if isinstance(lease, OrchestrationLease) else ACTIVITY
+        if stream is not None:
+            stream.tokens.discard(lease.token)
+            if stream.closed:
+                stream.used[kind] -= 1
+            else:
+                stream.stale.add(lease.token)
+                self._stale[lease.token] = (stream, kind)
+            lease.stream = None
+        if isinstance(lease, OrchestrationLease):
+            if lease.instance.lease is lease:
+                lease.instance.lease = None
+        elif isinstance(lease, ActivityLease) and lease.item.lease is lease:
+            lease.item.lease = None
+
+    def _reoffer(self, lease: Lease) -> None:
+        if isinstance(lease, OrchestrationLease):
+            self.offer_instance(lease.instance)
+        elif isinstance(lease, ActivityLease):
+            self.offer_activity(lease.item)
+
+    def next_expiry_us(self) -> int | None:
+        fifo = self._fifo
+        leases = self.leases
+        while fifo and fifo[0][1] not in leases:
+            fifo.popleft()
+        return fifo[0][0] if fifo else None
+
+    def expire_due(self, now_us: int) -> None:
+        fifo = self._fifo
+        expired = 0
+        while fifo and fifo[0][0] <= now_us:
+            expires_us, token = fifo.popleft()
+            lease = self.leases.get(token)
+            if lease is not None and lease.expires_us == expires_us:
+                expired += 1
+                logger.warning(
+                    "lease of work item %r expired after %.1fs; redelivering it",
+                    lease.token,
+                    self._options.lease_duration,
+                )
+                self._kill(lease)
+                self._reoffer(lease)
+        if expired:
+            self.pump()

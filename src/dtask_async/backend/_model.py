@@ -1,0 +1,225 @@
+"""In-memory records of the embedded backend.
+
+The SQLite file is the durable log; these objects are the working set the event loop
+reads and changes. Each change is made on the loop, recorded as SQL in a :class:`Txn`,
+and acknowledged only after the store has committed that transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .._proto import pb
+from ._events import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from ._dispatch import Stream
+
+__all__ = (
+    "ActivityItem",
+    "ActivityLease",
+    "Instance",
+    "Lease",
+    "OrchestrationLease",
+    "TimerRecord",
+    "Txn",
+)
+
+
+class Instance:
+    """One orchestration instance: its state, history, inbox and lease.
+
+    Attributes:
+        state: the status, payloads and timestamps, exactly as ``GetInstance`` returns them.
+        generation: a hub-wide unique number for this run of the instance. It changes on
+            continue-as-new, restart and replacement (never on rewind); activity results,
+            timers and sub-orchestration results of another generation are discarded.
+        parent: who to tell when this (sub-)orchestration finishes, if anyone.
+        parent_generation: the parent's generation when it created this instance.
+        history: the committed history, or ``None`` when not loaded (terminal instances).
+        past: ``history`` encoded as the ``pastEvents`` field of a work item (see
+            ``_wire``), kept alongside so a dispatch only concatenates bytes.
+        inbox: new events, ``(sequence number, event)``, not yet part of the history.
+        lease: the work item currently out with a worker, if any.
+        start_at_us: scheduled start time while it is still in the future, else 0.
+    """
+
+    __slots__ = (
+        "activities",
+        "generation",
+        "history",
+        "inbox",
+        "instance_id",
+        "lease",
+        "next_seq",
+        "parent",
+        "parent_generation",
+        "past",
+        "queued",
+        "start_at_us",
+        "state",
+        "timers",
+    )
+
+    def __init__(
+        self,
+        state: pb.OrchestrationState,
+        *,
+        generation: int,
+        parent: pb.ParentInstanceInfo | None = None,
+        parent_generation: int = 0,
+        history: list[pb.HistoryEvent] | None = None,
+        past: bytearray | None = None,
+    ) -> None:
+        self.instance_id: str = state.instanceId
+        self.state = state
+        self.generation = generation
+        self.parent = parent
+        self.parent_generation = parent_generation
+        self.history = history
+        self.past = past if past is not None or history is None else bytearray()
+        self.inbox: list[tuple[int, pb.HistoryEvent]] = []
+        self.next_seq = 0
+        self.lease: OrchestrationLease | None = None
+        self.queued = False
+        self.start_at_us = 0
+        self.activities: dict[int, ActivityItem] = {}
+        self.timers: list[TimerRecord] = []
+
+    @property
+    def status(self) -> int:
+        return self.state.orchestrationStatus
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.orchestrationStatus in TERMINAL_STATUSES
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    @property
+    def version(self) -> str:
+        return self.state.version.value
+
+    @property
+    def execution_id(self) -> str:
+        return self.state.executionId.value
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.parent.orchestrationInstance.instanceId if self.parent is not None else None
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.instance_id!r} status={self.status} gen={self.generation}>"
+
+
+class ActivityItem:
+    """An activity to run: queued, or leased to a worker."""
+
+    __slots__ = (
+        "cancelled",
+        "generation",
+        "instance_id",
+        "item_id",
+        "lease",
+        "queued",
+        "request",
+        "request_bytes",
+        "task_id",
+    )
+
+    def __init__(
+        self,
+        item_id: int,
+        instance_id: str,
+        generation: int,
+        request: pb.ActivityRequest,
+        request_bytes: bytes | None = None,
+    ) -> None:
+        self.item_id = item_id
+        self.instance_id = instance_id
+        self.generation = generation
+        self.task_id: int = request.taskId
+        self.request = request
+        self.request_bytes = (
+            request_bytes if request_bytes is not None else request.SerializeToString()
+        )
+        self.lease: ActivityLease | None = None
+        self.queued = False
+        self.cancelled = False
+
+    @property
+    def name(self) -> str:
+        return self.request.name
+
+    @property
+    def version(self) -> str:
+        return self.request.version.value
+
+
+@dataclass(eq=False, slots=True)
+class TimerRecord:
+    """A durable timer: ``event`` goes to the instance's inbox at ``fire_us``."""
+
+    timer_id: int
+    instance_id: str
+    generation: int
+    fire_us: int
+    event: pb.HistoryEvent
+    cancelled: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Lease:
+    """A work item out with a worker.
+
+    ``stream`` is the stream it was sent on, or ``None`` once that stream closed: the
+    work is then queued again, and the token stays valid until the work is sent to
+    someone else or the lease expires.
+    """
+
+    token: str
+    stream: Stream | None
+    expires_us: int
+
+
+@dataclass(eq=False, slots=True)
+class OrchestrationLease(Lease):
+    """An orchestration episode: ``new_events`` were sent, inbox up to ``upto_seq``."""
+
+    instance: Instance
+    upto_seq: int
+    new_events: list[pb.HistoryEvent]
+
+
+@dataclass(eq=False, slots=True)
+class ActivityLease(Lease):
+    item: ActivityItem
+
+
+@dataclass(eq=False, slots=True)
+class Txn:
+    """The SQL of one logical change plus what to do once it is durable.
+
+    ``dirty`` instances have their row rewritten when the transaction is submitted.
+    """
+
+    ops: list[tuple[str, Sequence[object], bool]] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+    dirty: dict[str, Instance] = field(default_factory=dict)
+
+    def exec(self, sql: str, params: Sequence[object]) -> None:
+        self.ops.append((sql, params, False))
+
+    def many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if rows:
+            self.ops.append((sql, rows, True))
+
+    def touch(self, instance: Instance) -> None:
+        self.dirty[instance.instance_id] = instance
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        self.after.append(callback)

@@ -1,0 +1,411 @@
+"""The ``TaskHubSidecarService`` servicer: gRPC in, hub operations, gRPC status out.
+
+Every call is routed to the hub named by its ``taskhub`` metadata (``default`` when
+absent). Failures become statuses in one place, :func:`_guarded`: an
+:class:`~._validation.RpcFailure` keeps its code, a storage failure is UNAVAILABLE, and
+anything unexpected is logged and reported as INTERNAL, so no request can take the
+server down.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import grpc
+
+from .._proto import Empty, pb, pb_grpc
+from . import _operations as ops
+from ._dispatch import ACTIVITY, ORCHESTRATION
+from ._hub import Hub, not_found
+from ._model import Txn
+from ._store import StorageError
+from ._validation import RpcFailure, check_instance_id
+
+__all__ = ("Servicer",)
+
+logger = logging.getLogger(__name__)
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+_CHUNK_EVENTS = 256
+_CHUNK_BYTES = 1024 * 1024
+
+_ENTITIES = (
+    "durable entities are not supported by the dtask-async embedded backend yet; "
+    "use the Durable Task Scheduler emulator for entity workloads"
+)
+
+
+class HubSource(Protocol):
+    """Finds (opening on first use) the hub a call addresses."""
+
+    async def get(self, name: str) -> Hub: ...
+
+    @property
+    def ping_interval(self) -> float: ...
+
+
+def _failure_of(exc: Exception, method: str) -> RpcFailure:
+    if isinstance(exc, RpcFailure):
+        return exc
+    if isinstance(exc, StorageError):
+        return RpcFailure(grpc.StatusCode.UNAVAILABLE, str(exc))
+    logger.error("%s failed inside the backend", method, exc_info=exc)
+    return RpcFailure(
+        grpc.StatusCode.INTERNAL,
+        f"{method} failed inside the backend: {type(exc).__name__}: {exc}",
+    )
+
+
+def _guarded(
+    method: Callable[[Servicer, _Req, Any], Awaitable[_Resp]],
+) -> Callable[[Servicer, _Req, Any], Awaitable[_Resp]]:
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def wrapper(self: Servicer, request: _Req, context: Any) -> _Resp:
+        try:
+            return await method(self, request, context)
+        except Exception as exc:
+            failure = _failure_of(exc, name)
+        await context.abort(failure.code, failure.message)
+        raise failure  # abort() raises; this line is never reached
+
+    return wrapper
+
+
+def _unimplemented(what: str) -> RpcFailure:
+    return RpcFailure(grpc.StatusCode.UNIMPLEMENTED, f"{what}: {_ENTITIES}")
+
+
+class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
+    """Serves every RPC of the protocol from the hubs of one embedded backend."""
+
+    def __init__(self, hubs: HubSource) -> None:
+        self._hubs = hubs
+
+    async def _hub(self, context: Any) -> Hub:
+        name = "default"
+        metadata: Sequence[tuple[str, Any]] = context.invocation_metadata() or ()
+        for key, value in metadata:
+            if key == "taskhub" and isinstance(value, str) and value:
+                name = value
+        return await self._hubs.get(name)
+
+    # -- service -------------------------------------------------------------------
+
+    @_guarded
+    async def Hello(self, request: Empty, context: Any) -> Empty:
+        await self._hub(context)  # a worker configured for a bad hub name learns it here
+        return Empty()
+
+    @_guarded
+    async def CreateTaskHub(
+        self, request: pb.CreateTaskHubRequest, context: Any
+    ) -> pb.CreateTaskHubResponse:
+        hub = await self._hub(context)
+        if request.recreateIfExists:
+            txn = Txn()
+            hub.wipe(txn)
+            await hub.commit(txn)
+        return pb.CreateTaskHubResponse()
+
+    @_guarded
+    async def DeleteTaskHub(
+        self, request: pb.DeleteTaskHubRequest, context: Any
+    ) -> pb.DeleteTaskHubResponse:
+        hub = await self._hub(context)
+        txn = Txn()
+        hub.wipe(txn)
+        await hub.commit(txn)
+        return pb.DeleteTaskHubResponse()
+
+    # -- instances -----------------------------------------------------------------
+
+    @_guarded
+    async def StartInstance(
+        self, request: pb.CreateInstanceRequest, context: Any
+    ) -> pb.CreateInstanceResponse:
+        instance_id = await ops.start_instance(await self._hub(context), request)
+        return pb.CreateInstanceResponse(instanceId=instance_id)
+
+    @_guarded
+    async def GetInstance(
+        self, request: pb.GetInstanceRequest, context: Any
+    ) -> pb.GetInstanceResponse:
+        return await ops.get_instance(await self._hub(context), request)
+
+    async def _wait(self, request: pb.GetInstanceRequest, context: Any, *, complete: bool) -> Any:
+        hub = await self._hub(context)
+        check_instance_id(request.instanceId)
+        waiting = hub.wait(
+            request.instanceId, until_complete=complete, payloads=request.getInputsAndOutputs
+        )
+        remaining = context.time_remaining()
+        if remaining is None:
+            return await waiting
+        # Answer just before the caller's deadline: if gRPC's own deadline fired first,
+        # the caller could see CANCELLED instead of DEADLINE_EXCEEDED.
+        with anyio.move_on_after(max(0.0, remaining - min(0.1, remaining / 10))):
+            return await waiting
+        raise RpcFailure(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"orchestration instance {request.instanceId!r} did not "
+            f"{'finish' if complete else 'start'} before the call's deadline",
+        )
+
+    @_guarded
+    async def WaitForInstanceStart(
+        self, request: pb.GetInstanceRequest, context: Any
+    ) -> pb.GetInstanceResponse:
+        response: pb.GetInstanceResponse = await self._wait(request, context, complete=False)
+        return response
+
+    @_guarded
+    async def WaitForInstanceCompletion(
+        self, request: pb.GetInstanceRequest, context: Any
+    ) -> pb.GetInstanceResponse:
+        response: pb.GetInstanceResponse = await self._wait(request, context, complete=True)
+        return response
+
+    @_guarded
+    async def RaiseEvent(
+        self, request: pb.RaiseEventRequest, context: Any
+    ) -> pb.RaiseEventResponse:
+        await ops.raise_event(await self._hub(context), request)
+        return pb.RaiseEventResponse()
+
+    @_guarded
+    async def TerminateInstance(
+        self, request: pb.TerminateRequest, context: Any
+    ) -> pb.TerminateResponse:
+        await ops.terminate(await self._hub(context), request)
+        return pb.TerminateResponse()
+
+    @_guarded
+    async def SuspendInstance(self, request: pb.SuspendRequest, context: Any) -> pb.SuspendResponse:
+        reason = request.reason if request.HasField("reason") else None
+        await ops.suspend_or_resume(
+            await self._hub(context), request.instanceId, reason, suspend=True
+        )
+        return pb.SuspendResponse()
+
+    @_guarded
+    async def ResumeInstance(self, request: pb.ResumeRequest, context: Any) -> pb.ResumeResponse:
+        reason = request.reason if request.HasField("reason") else None
+        await ops.suspend_or_resume(
+            await self._hub(context), request.instanceId, reason, suspend=False
+        )
+        return pb.ResumeResponse()
+
+    @_guarded
+    async def QueryInstances(
+        self, request: pb.QueryInstancesRequest, context: Any
+    ) -> pb.QueryInstancesResponse:
+        return await ops.query(await self._hub(context), request)
+
+    @_guarded
+    async def ListInstanceIds(
+        self, request: pb.ListInstanceIdsRequest, context: Any
+    ) -> pb.ListInstanceIdsResponse:
+        return await ops.list_ids(await self._hub(context), request)
+
+    @_guarded
+    async def PurgeInstances(
+        self, request: pb.PurgeInstancesRequest, context: Any
+    ) -> pb.PurgeInstancesResponse:
+        return await ops.purge(await self._hub(context), request)
+
+    @_guarded
+    async def RestartInstance(
+        self, request: pb.RestartInstanceRequest, context: Any
+    ) -> pb.RestartInstanceResponse:
+        instance_id = await ops.restart(await self._hub(context), request)
+        return pb.RestartInstanceResponse(instanceId=instance_id)
+
+    @_guarded
+    async def RewindInstance(
+        self, request: pb.RewindInstanceRequest, context: Any
+    ) -> pb.RewindInstanceResponse:
+        await ops.rewind(await self._hub(context), request)
+        return pb.RewindInstanceResponse()
+
+    @_guarded
+    async def SkipGracefulOrchestrationTerminations(
+        self, request: pb.SkipGracefulOrchestrationTerminationsRequest, context: Any
+    ) -> pb.SkipGracefulOrchestrationTerminationsResponse:
+        raise RpcFailure(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "SkipGracefulOrchestrationTerminations is not supported by the embedded backend: "
+            "terminations are always delivered to the orchestration",
+        )
+
+    async def StreamInstanceHistory(
+        self, request: pb.StreamInstanceHistoryRequest, context: Any
+    ) -> AsyncIterator[pb.HistoryChunk]:
+        try:
+            hub = await self._hub(context)
+            check_instance_id(request.instanceId)
+            instance = hub.instances.get(request.instanceId)
+            if instance is None:
+                raise not_found(request.instanceId)
+            if request.HasField("executionId") and request.executionId.value not in (
+                "",
+                instance.execution_id,
+            ):
+                raise RpcFailure(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"execution {request.executionId.value!r} of instance "
+                    f"{request.instanceId!r} is not stored; the current execution is "
+                    f"{instance.execution_id!r}",
+                )
+            events = await hub.history_of(instance)
+        except Exception as exc:
+            failure = _failure_of(exc, "StreamInstanceHistory")
+            await context.abort(failure.code, failure.message)
+            return
+        chunk: list[pb.HistoryEvent] = []
+        size = 0
+        for event in events:
+            event_size = event.ByteSize()
+            if chunk and (len(chunk) >= _CHUNK_EVENTS or size + event_size > _CHUNK_BYTES):
+                yield pb.HistoryChunk(events=chunk)
+                chunk, size = [], 0
+            chunk.append(event)
+            size += event_size
+        if chunk:
+            yield pb.HistoryChunk(events=chunk)
+
+    # -- work items ----------------------------------------------------------------
+
+    async def GetWorkItems(
+        self, request: pb.GetWorkItemsRequest, context: Any
+    ) -> AsyncIterator[bytes]:
+        # Work items are encoded by the dispatcher (see ``_wire``); they are sent as is.
+        try:
+            hub = await self._hub(context)
+            stream = hub.dispatcher.open_stream(request)
+        except Exception as exc:
+            failure = _failure_of(exc, "GetWorkItems")
+            await context.abort(failure.code, failure.message)
+            return
+        interval = self._hubs.ping_interval
+        try:
+            while True:
+                item = await stream.next_item(interval)
+                if item is None:
+                    return
+                yield item
+        finally:
+            hub.dispatcher.close_stream(stream)
+
+    @_guarded
+    async def CompleteOrchestratorTask(
+        self, request: pb.OrchestratorResponse, context: Any
+    ) -> pb.CompleteTaskResponse:
+        await ops.complete_orchestration(await self._hub(context), request)
+        return pb.CompleteTaskResponse()
+
+    @_guarded
+    async def CompleteActivityTask(
+        self, request: pb.ActivityResponse, context: Any
+    ) -> pb.CompleteTaskResponse:
+        await ops.complete_activity(await self._hub(context), request)
+        return pb.CompleteTaskResponse()
+
+    @_guarded
+    async def AbandonTaskOrchestratorWorkItem(
+        self, request: pb.AbandonOrchestrationTaskRequest, context: Any
+    ) -> pb.AbandonOrchestrationTaskResponse:
+        ops.abandon(await self._hub(context), request.completionToken, ORCHESTRATION)
+        return pb.AbandonOrchestrationTaskResponse()
+
+    @_guarded
+    async def AbandonTaskActivityWorkItem(
+        self, request: pb.AbandonActivityTaskRequest, context: Any
+    ) -> pb.AbandonActivityTaskResponse:
+        ops.abandon(await self._hub(context), request.completionToken, ACTIVITY)
+        return pb.AbandonActivityTaskResponse()
+
+    # -- entities (a later phase) --------------------------------------------------
+
+    @_guarded
+    async def CompleteEntityTask(
+        self, request: pb.EntityBatchResult, context: Any
+    ) -> pb.CompleteTaskResponse:
+        raise _unimplemented("CompleteEntityTask")
+
+    @_guarded
+    async def AbandonTaskEntityWorkItem(
+        self, request: pb.AbandonEntityTaskRequest, context: Any
+    ) -> pb.AbandonEntityTaskResponse:
+        raise _unimplemented("AbandonTaskEntityWorkItem")
+
+    @_guarded
+    async def SignalEntity(
+        self, request: pb.SignalEntityRequest, context: Any
+    ) -> pb.SignalEntityResponse:
+        raise _unimplemented("SignalEntity")
+
+    @_guarded
+    async def GetEntity(self, request: pb.GetEntityRequest, context: Any) -> pb.GetEntityResponse:
+        raise _unimplemented("GetEntity")
+
+    @_guarded
+    async def QueryEntities(
+        self, request: pb.QueryEntitiesRequest, context: Any
+    ) -> pb.QueryEntitiesResponse:
+        raise _unimplemented("QueryEntities")
+
+    @_guarded
+    async def CleanEntityStorage(
+        self, request: pb.CleanEntityStorageRequest, context: Any
+    ) -> pb.CleanEntityStorageResponse:
+        raise _unimplemented("CleanEntityStorage")
+
+    def register(self, server: Any) -> None:
+        """Add this servicer's handlers to a ``grpc.aio`` server.
+
+        Like the generated ``add_TaskHubSidecarServiceServicer_to_server``, except that
+        ``GetWorkItems`` sends the bytes the dispatcher encoded without re-serializing.
+        """
+        service = pb.DESCRIPTOR.services_by_name["TaskHubSidecarService"]
+        handlers = {}
+        for method in service.methods:
+            request_type = _message_class(method.input_type.full_name)
+            response_type = _message_class(method.output_type.full_name)
+            serialize = (
+                _as_bytes if method.name == "GetWorkItems" else response_type.SerializeToString
+            )
+            make = (
+                grpc.unary_stream_rpc_method_handler
+                if method.server_streaming
+                else grpc.unary_unary_rpc_method_handler
+            )
+            handlers[method.name] = make(
+                getattr(self, method.name),
+                request_deserializer=request_type.FromString,
+                response_serializer=serialize,
+            )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+        )
+        server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def _message_class(full_name: str) -> Any:
+    if full_name == "google.protobuf.Empty":
+        return Empty
+    return getattr(pb, full_name)
+
+
+def _as_bytes(item: bytes | Any) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    serialized: bytes = item.SerializeToString()
+    return serialized
