@@ -37,7 +37,12 @@ from .client import (
     OrchestrationState as OrchestrationState,
 )
 from .orchestration import OrchestrationContext as OrchestrationContext, Task as Task
-from .worker import AsyncDurableTaskWorker as AsyncDurableTaskWorker
+from .transport import ChannelOptions as ChannelOptions
+from .worker import (
+    AsyncDurableTaskWorker as AsyncDurableTaskWorker,
+    ConcurrencyOptions as ConcurrencyOptions,
+    ReconnectPolicy as ReconnectPolicy,
+)
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
@@ -48,6 +53,10 @@ __all__ = (
     "AsyncDurableTaskWorker",
     "DurableEnvironment",
     "OrchestrationState",
+    # options
+    "ChannelOptions",
+    "ConcurrencyOptions",
+    "ReconnectPolicy",
     # connection-string shorthands and class-based tasks
     "DurableTaskClient",
     "DurableTaskWorker",

@@ -18,31 +18,42 @@ from tests.conftest import free_port
 
 @dataclass
 class OfficialServer:
-    """The official ``InMemoryOrchestrationBackend`` with an official worker attached."""
+    """A server (the official in-memory backend, or ours) with the official worker attached."""
 
     address: str
+    kind: str
 
 
-@pytest.fixture(scope="session")
-def official_server() -> Iterator[OfficialServer]:
-    """The official in-memory backend, served by the official worker (session-wide)."""
+@pytest.fixture(scope="session", params=["official", "embedded"])
+def official_server(request: pytest.FixtureRequest) -> Iterator[OfficialServer]:
+    """A server served by the official worker (session-wide): the official
+    in-memory backend, then our embedded backend."""
     testing = pytest.importorskip("durabletask.testing")
     from durabletask.worker import TaskHubGrpcWorker
 
+    from dtask_async.testing import BackgroundBackend
     from tests.integration import official_workflows
 
-    port = free_port()
-    backend = testing.InMemoryOrchestrationBackend(port=port)
-    backend.start()
-    address = f"localhost:{port}"
+    stop: Any
+    if request.param == "official":
+        port = free_port()
+        official = testing.InMemoryOrchestrationBackend(port=port)
+        official.start()
+        address = f"localhost:{port}"
+        stop = lambda: official.stop(grace=0)  # noqa: E731
+    else:
+        background = BackgroundBackend()
+        background.start()
+        address = background.address
+        stop = background.stop
     worker = TaskHubGrpcWorker(host_address=address, logger=logging.getLogger("official.worker"))
     official_workflows.register(worker)
     worker.start()
     try:
-        yield OfficialServer(address=address)
+        yield OfficialServer(address=address, kind=request.param)
     finally:
         worker.stop()
-        backend.stop(grace=0)
+        stop()
 
 
 async def wait_for_status(
