@@ -14,10 +14,17 @@ lease with a fresh completion token:
 
 An orchestration instance has at most one live lease, so it never runs on two workers.
 
-Entities (a later phase) fit as a third kind next to ``ORCHESTRATION`` and ``ACTIVITY``:
-one queue entry per entity instance id (``@name@key``) whose pending operations form the
-batch, leased like an orchestration so an entity runs one batch at a time, with slots
-sized by ``maxConcurrentEntityWorkItems``.
+Entities are the third kind: one ready entry per entity instance id (``@name@key``)
+whose runnable operations (see ``_entities``) form the batch, leased like an
+orchestration so an entity runs one batch at a time, with slots sized by
+``maxConcurrentEntityWorkItems``. A batch that comes back uncompleted (abandoned,
+expired, orphaned) is sent again first, with the same operations.
+
+Orchestration work items carry the whole history, unless the stream's worker declared
+``WORKER_CAPABILITY_HISTORY_STREAMING`` and the encoded history is larger than
+``history_streaming_threshold`` bytes (or the work item would not fit in a message):
+then the item says ``requiresHistoryStreaming`` and the worker reads the history with
+``StreamInstanceHistory``.
 """
 
 from __future__ import annotations
@@ -34,20 +41,31 @@ import anyio
 import grpc
 
 from .._proto import pb
-from ._model import ActivityItem, ActivityLease, Instance, Lease, OrchestrationLease
+from ._model import (
+    ACTIVITY,
+    ENTITY,
+    ORCHESTRATION,
+    ActivityItem,
+    ActivityLease,
+    Entity,
+    EntityLease,
+    Instance,
+    Lease,
+    OrchestrationLease,
+)
 from ._options import BackendOptions
 from ._validation import RpcFailure
 from ._wire import HEALTH_PING, activity_work_item, orchestrator_work_item
 
-__all__ = ("Dispatcher", "Stream")
+__all__ = ("ACTIVITY", "ENTITY", "ORCHESTRATION", "Dispatcher", "Stream")
 
 logger = logging.getLogger(__name__)
 
 _FilterMap = dict[str, frozenset[str]]
 
-
-ORCHESTRATION = "orchestration"
-ACTIVITY = "activity"
+# Room left for the instance id, execution id, token and framing of a work item when
+# deciding whether its history still fits in one message.
+_ENVELOPE_BYTES = 4096
 
 
 class DispatchHost(Protocol):
@@ -57,14 +75,20 @@ class DispatchHost(Protocol):
 
     def episode(self, instance: Instance) -> tuple[int, list[pb.HistoryEvent]]: ...
 
+    def entity_runnable(self, entity: Entity) -> bool: ...
+
+    def entity_batch(self, entity: Entity) -> list[tuple[int, pb.HistoryEvent]]: ...
+
     def wake_clock(self) -> None: ...
 
     def now(self) -> int: ...
 
 
-def _filters(request: pb.GetWorkItemsRequest) -> tuple[_FilterMap | None, _FilterMap | None]:
+def _filters(
+    request: pb.GetWorkItemsRequest,
+) -> tuple[_FilterMap | None, _FilterMap | None, _FilterMap | None]:
     if not request.HasField("workItemFilters"):
-        return None, None
+        return None, None, None
 
     def build(entries: Iterable[pb.OrchestrationFilter | pb.ActivityFilter]) -> _FilterMap:
         result: _FilterMap = {}
@@ -73,7 +97,8 @@ def _filters(request: pb.GetWorkItemsRequest) -> tuple[_FilterMap | None, _Filte
         return result
 
     filters = request.workItemFilters
-    return build(filters.orchestrations), build(filters.activities)
+    entities: _FilterMap = {entry.name.lower(): frozenset() for entry in filters.entities}
+    return build(filters.orchestrations), build(filters.activities), entities
 
 
 def _accepts(filters: _FilterMap | None, name: str, version: str) -> bool:
@@ -94,13 +119,25 @@ class Stream:
         *,
         max_orchestrations: int,
         max_activities: int,
+        max_entities: int,
         orchestration_filter: _FilterMap | None,
         activity_filter: _FilterMap | None,
+        entity_filter: _FilterMap | None,
+        streams_history: bool = False,
     ) -> None:
         self.stream_id = stream_id
-        self.max = {ORCHESTRATION: max_orchestrations, ACTIVITY: max_activities}
-        self.used = {ORCHESTRATION: 0, ACTIVITY: 0}
-        self.filters = {ORCHESTRATION: orchestration_filter, ACTIVITY: activity_filter}
+        self.max = {
+            ORCHESTRATION: max_orchestrations,
+            ACTIVITY: max_activities,
+            ENTITY: max_entities,
+        }
+        self.used = {ORCHESTRATION: 0, ACTIVITY: 0, ENTITY: 0}
+        self.filters = {
+            ORCHESTRATION: orchestration_filter,
+            ACTIVITY: activity_filter,
+            ENTITY: entity_filter,
+        }
+        self.streams_history = streams_history
         self.tokens: set[str] = set()
         self.stale: set[str] = set()
         self.closed = False
@@ -154,6 +191,7 @@ class Dispatcher:
         self._token_ids = itertools.count(1)
         self.ready_instances: deque[Instance] = deque()
         self.ready_activities: deque[ActivityItem] = deque()
+        self.ready_entities: deque[Entity] = deque()
         self.leases: dict[str, Lease] = {}
         self._stale: dict[str, tuple[Stream, str]] = {}
         # (expiry, token) in dispatch order: every lease lasts equally long, so this is
@@ -165,17 +203,23 @@ class Dispatcher:
     def open_stream(self, request: pb.GetWorkItemsRequest) -> Stream:
         if self._closing:
             raise RpcFailure(grpc.StatusCode.UNAVAILABLE, "the backend is shutting down")
-        orchestration_filter, activity_filter = _filters(request)
+        orchestration_filter, activity_filter, entity_filter = _filters(request)
+        options = self._options
         stream = Stream(
             next(self._ids),
             max_orchestrations=request.maxConcurrentOrchestrationWorkItems
             if request.maxConcurrentOrchestrationWorkItems > 0
-            else self._options.default_orchestration_concurrency,
+            else options.default_orchestration_concurrency,
             max_activities=request.maxConcurrentActivityWorkItems
             if request.maxConcurrentActivityWorkItems > 0
-            else self._options.default_activity_concurrency,
+            else options.default_activity_concurrency,
+            max_entities=request.maxConcurrentEntityWorkItems
+            if request.maxConcurrentEntityWorkItems > 0
+            else options.default_entity_concurrency,
             orchestration_filter=orchestration_filter,
             activity_filter=activity_filter,
+            entity_filter=entity_filter,
+            streams_history=pb.WORKER_CAPABILITY_HISTORY_STREAMING in request.capabilities,
         )
         self._streams.append(stream)
         logger.debug("work item stream %s opened", stream)
@@ -225,6 +269,11 @@ class Dispatcher:
             item.queued = True
             self.ready_activities.append(item)
 
+    def offer_entity(self, entity: Entity) -> None:
+        if not entity.queued and self._host.entity_runnable(entity):
+            entity.queued = True
+            self.ready_entities.append(entity)
+
     def pump(self) -> None:
         """Send ready work to streams with free slots."""
         if not self._streams:
@@ -233,6 +282,8 @@ class Dispatcher:
             self._pump_instances()
         if self.ready_activities:
             self._pump_activities()
+        if self.ready_entities:
+            self._pump_entities()
 
     def _choose(self, kind: str, name: str, version: str) -> Stream | None:
         streams = self._streams
@@ -287,6 +338,26 @@ class Dispatcher:
             self._send_activity(stream, item)
         queue.extendleft(reversed(skipped))
 
+    def _pump_entities(self) -> None:
+        queue = self.ready_entities
+        skipped: list[Entity] = []
+        while queue:
+            entity = queue[0]
+            if not self._host.entity_runnable(entity):
+                queue.popleft()
+                entity.queued = False
+                continue
+            stream = self._choose(ENTITY, entity.name, "")
+            if stream is None:
+                if not self._has_room(ENTITY):
+                    break
+                skipped.append(queue.popleft())
+                continue
+            queue.popleft()
+            entity.queued = False
+            self._send_entity(stream, entity)
+        queue.extendleft(reversed(skipped))
+
     def _new_lease_token(self, stream: Stream, kind: str) -> tuple[str, int]:
         token = f"{self._token_prefix}{next(self._token_ids)}"
         stream.used[kind] += 1
@@ -307,16 +378,34 @@ class Dispatcher:
         lease = OrchestrationLease(token, stream, expires, instance, upto_seq, new_events)
         instance.lease = lease
         self._track(lease)
-        assert instance.past is not None
+        past = instance.past
+        assert past is not None
+        encoded = [event.SerializeToString() for event in new_events]
+        streamed = stream.streams_history and self._streams_history(past, encoded)
+        if streamed:
+            logger.debug(
+                "%r: %d bytes of history left for the worker to stream",
+                instance.instance_id,
+                len(past),
+            )
         stream.push(
             orchestrator_work_item(
                 instance.instance_id,
                 instance.execution_id,
-                instance.past,
-                [event.SerializeToString() for event in new_events],
+                b"" if streamed else past,
+                encoded,
                 token,
+                requires_history_streaming=streamed,
             )
         )
+
+    def _streams_history(self, past: bytearray, new_events: list[bytes]) -> bool:
+        """Whether a work item should leave its history for the worker to stream."""
+        threshold = self._options.history_streaming_threshold
+        if threshold is not None and len(past) > threshold:
+            return True
+        size = len(past) + sum(len(event) + 6 for event in new_events) + _ENVELOPE_BYTES
+        return size > self._options.max_message_size
 
     def _send_activity(self, stream: Stream, item: ActivityItem) -> None:
         if item.lease is not None:
@@ -326,6 +415,25 @@ class Dispatcher:
         item.lease = lease
         self._track(lease)
         stream.push(activity_work_item(item.request_bytes, token))
+
+    def _send_entity(self, stream: Stream, entity: Entity) -> None:
+        if entity.lease is not None:  # orphaned by a closed stream: its token dies now
+            self.leases.pop(entity.lease.token, None)
+            entity.lease = None
+        batch = self._host.entity_batch(entity)
+        token, expires = self._new_lease_token(stream, ENTITY)
+        seqs = [seq for seq, _ in batch]
+        events = [event for _, event in batch]
+        lease = EntityLease(token, stream, expires, entity, seqs, events)
+        entity.lease = lease
+        self._track(lease)
+        item = pb.WorkItem(completionToken=token)
+        request = item.entityRequestV2
+        request.instanceId = entity.entity_id
+        if entity.state is not None:
+            request.entityState.value = entity.state
+        request.operationRequests.extend(events)
+        stream.push(item.SerializeToString())
 
     # -- leases ----------------------------------------------------------------------
 
@@ -350,11 +458,11 @@ class Dispatcher:
                 f"no leased {kind} work item has completion token {token!r}: it was already "
                 "completed or abandoned, its lease expired, or the backend restarted",
             )
-        actual = ORCHESTRATION if isinstance(lease, OrchestrationLease) else ACTIVITY
-        if actual != kind:
+        if lease.kind != kind:
             raise RpcFailure(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"completion token {token!r} belongs to an {actual} work item, not an {kind} one",
+                f"completion token {token!r} belongs to an {lease.kind} work item, "
+                f"not to an {kind} one",
             )
         return lease
 
@@ -364,13 +472,9 @@ class Dispatcher:
         stream = lease.stream
         if stream is not None:
             stream.tokens.discard(lease.token)
-            stream.used[ORCHESTRATION if isinstance(lease, OrchestrationLease) else ACTIVITY] -= 1
+            stream.used[lease.kind] -= 1
             lease.stream = None
-        if isinstance(lease, OrchestrationLease):
-            if lease.instance.lease is lease:
-                lease.instance.lease = None
-        elif isinstance(lease, ActivityLease) and lease.item.lease is lease:
-            lease.item.lease = None
+        _detach(lease)
 
     def abandon(self, lease: Lease) -> None:
         """End ``lease`` and make its work ready again at once."""
@@ -386,7 +490,7 @@ class Dispatcher:
     def _kill(self, lease: Lease) -> None:
         del self.leases[lease.token]
         stream = lease.stream
-        kind = ORCHESTRATION if isinstance(lease, OrchestrationLease) else ACTIVITY
+        kind = lease.kind
         if stream is not None:
             stream.tokens.discard(lease.token)
             if stream.closed:
@@ -395,17 +499,18 @@ class Dispatcher:
                 stream.stale.add(lease.token)
                 self._stale[lease.token] = (stream, kind)
             lease.stream = None
-        if isinstance(lease, OrchestrationLease):
-            if lease.instance.lease is lease:
-                lease.instance.lease = None
-        elif isinstance(lease, ActivityLease) and lease.item.lease is lease:
-            lease.item.lease = None
+        _detach(lease)
 
     def _reoffer(self, lease: Lease) -> None:
         if isinstance(lease, OrchestrationLease):
             self.offer_instance(lease.instance)
         elif isinstance(lease, ActivityLease):
             self.offer_activity(lease.item)
+        elif isinstance(lease, EntityLease):
+            entity = lease.entity
+            if not entity.retry:
+                entity.retry = list(lease.seqs)
+            self.offer_entity(entity)
 
     def next_expiry_us(self) -> int | None:
         fifo = self._fifo
@@ -431,3 +536,15 @@ class Dispatcher:
                 self._reoffer(lease)
         if expired:
             self.pump()
+
+
+def _detach(lease: Lease) -> None:
+    """Forget ``lease`` on the work it was for (if it is still that work's lease)."""
+    if isinstance(lease, OrchestrationLease):
+        if lease.instance.lease is lease:
+            lease.instance.lease = None
+    elif isinstance(lease, ActivityLease):
+        if lease.item.lease is lease:
+            lease.item.lease = None
+    elif isinstance(lease, EntityLease) and lease.entity.lease is lease:
+        lease.entity.lease = None

@@ -1,11 +1,13 @@
 """Applying a worker's ``OrchestratorResponse``: one orchestration episode.
 
 The events sent to the worker join the history, followed by one event per action
-(``taskScheduled``, ``timerCreated``, ``subOrchestrationInstanceCreated``, ``eventSent``),
-then ``orchestratorCompleted`` and, when the orchestration ended, ``executionCompleted``.
+(``taskScheduled``, ``timerCreated``, ``subOrchestrationInstanceCreated``, ``eventSent``,
+and for entity messages an event of the message's own kind), then
+``orchestratorCompleted`` and, when the orchestration ended, ``executionCompleted``.
 Each action also has its effect: an activity work item, a durable timer that later puts
 ``timerFired`` in the inbox, a child instance whose end is reported back to this one,
-an ``eventRaised`` in another instance's inbox.
+an ``eventRaised`` in another instance's inbox, a message to an entity (see
+``_entities``).
 
 Continue-as-new starts a new execution (new execution id, empty history) whose inbox is
 ``executionStarted``, the carried-over events, then whatever arrived during the episode.
@@ -29,10 +31,6 @@ __all__ = ("apply_episode",)
 logger = logging.getLogger(__name__)
 
 CONTINUED_AS_NEW = pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW
-
-_ENTITIES_UNSUPPORTED = (
-    "this orchestration used durable entities, which the embedded backend does not support yet"
-)
 
 
 def _optional(message: object, field: str) -> StringValue | None:
@@ -108,7 +106,12 @@ def apply_episode(
             if target is not None and target is not instance:
                 hub.terminate(target, _optional(terminate, "reason"), terminate.recurse, txn, now)
         elif kind == "sendEntityMessage":
-            problem = problem or _ENTITIES_UNSUPPORTED
+            record, invalid = hub.entities.from_orchestration(
+                instance.instance_id, instance.execution_id, action, txn, now, silenced=silenced
+            )
+            if record is not None:
+                events.append(record)
+            problem = problem or invalid
         elif kind != "completeOrchestration":
             problem = problem or f"the worker returned an unknown action (type {kind!r})"
 
@@ -219,6 +222,8 @@ def _continue_as_new(
     history = instance.history or []
     previous = next((e.executionStarted for e in history if e.HasField("executionStarted")), None)
     arrived = [event for _, event in instance.inbox]
+    # Locks belong to an execution: the next one starts without any.
+    hub.entities.release_owner(instance.instance_id, txn, now)
     hub.cancel_work(instance, txn)
     hub.clear_inbox(instance, txn)
     hub.reset_history(instance, txn)

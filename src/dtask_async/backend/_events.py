@@ -16,6 +16,10 @@ from .._proto import StringValue, Timestamp, pb
 
 __all__ = (
     "TERMINAL_STATUSES",
+    "entity_lock_granted",
+    "entity_operation_completed",
+    "entity_operation_failed",
+    "entity_operation_signaled",
     "event_kind",
     "event_raised",
     "event_sent",
@@ -276,4 +280,51 @@ def sub_orchestration_failed(
     event = _event(at_us)
     event.subOrchestrationInstanceFailed.taskScheduledId = task_id
     event.subOrchestrationInstanceFailed.failureDetails.CopyFrom(failure)
+    return event
+
+
+def entity_operation_signaled(
+    at_us: int,
+    *,
+    request_id: str,
+    operation: str,
+    target: str,
+    input: StringValue | None,
+    scheduled_time: Timestamp | None,
+) -> pb.HistoryEvent:
+    """The message a signal puts in an entity's queue."""
+    event = _event(at_us)
+    signaled = event.entityOperationSignaled
+    signaled.requestId = request_id
+    signaled.operation = operation
+    signaled.targetInstanceId.value = target
+    if input is not None:
+        signaled.input.CopyFrom(input)
+    if scheduled_time is not None:
+        signaled.scheduledTime.CopyFrom(scheduled_time)
+    return event
+
+
+def entity_operation_completed(
+    at_us: int, request_id: str, output: StringValue | None
+) -> pb.HistoryEvent:
+    event = _event(at_us)
+    event.entityOperationCompleted.requestId = request_id
+    if output is not None:
+        event.entityOperationCompleted.output.CopyFrom(output)
+    return event
+
+
+def entity_operation_failed(
+    at_us: int, request_id: str, failure: pb.TaskFailureDetails
+) -> pb.HistoryEvent:
+    event = _event(at_us)
+    event.entityOperationFailed.requestId = request_id
+    event.entityOperationFailed.failureDetails.CopyFrom(failure)
+    return event
+
+
+def entity_lock_granted(at_us: int, critical_section_id: str) -> pb.HistoryEvent:
+    event = _event(at_us)
+    event.entityLockGranted.criticalSectionId = critical_section_id
     return event

@@ -1,4 +1,5 @@
-"""One task hub: its instances, inboxes, timers, waiters and work dispatch.
+"""One task hub: its instances, inboxes, timers, waiters and work dispatch; its
+entities live in :class:`~._entities.Entities` (``hub.entities``).
 
 Everything here runs on the event loop. An operation checks its input against the
 in-memory state, changes that state, records the change in a :class:`~._model.Txn`,
@@ -25,7 +26,8 @@ from anyio.abc import TaskGroup
 from .._proto import StringValue, Timestamp, pb
 from . import _events as ev
 from ._dispatch import Dispatcher
-from ._model import ActivityItem, Instance, TimerRecord, Txn
+from ._entities import Entities
+from ._model import ActivityItem, Entity, Instance, TimerRecord, Txn
 from ._options import BackendOptions
 from ._store import Store
 from ._validation import RpcFailure
@@ -70,6 +72,7 @@ class Hub:
         self.children: dict[str, set[str]] = {}
         self.activities: dict[int, ActivityItem] = {}
         self.dispatcher = Dispatcher(self, options)
+        self.entities = Entities(self)
         self._waiters: dict[str, list[_Waiter]] = {}
         self._clock: list[tuple[int, int, TimerRecord | Instance]] = []
         self._clock_seq = itertools.count()
@@ -110,6 +113,9 @@ class Hub:
             owner.next_seq = rows[-1][0] + 1
         for timer_id, instance_id, generation, fire_us, event in stored.timers:
             self._next_timer_id = max(self._next_timer_id, timer_id + 1)
+            if instance_id.startswith("@"):  # a scheduled entity signal
+                self._at(fire_us, TimerRecord(timer_id, instance_id, generation, fire_us, event))
+                continue
             owner = self.instances.get(instance_id)
             if owner is None or owner.terminal or owner.generation != generation:
                 txn.exec(self.store.sql.delete_timer, (timer_id,))
@@ -138,14 +144,18 @@ class Hub:
                 instance.start_at_us = ev.us_of(scheduled)
                 self._at(instance.start_at_us, instance)
             self.dispatcher.offer_instance(instance)
-        if txn.ops:
+        self.entities.load(stored, txn, now)
+        if txn.ops or txn.dirty or txn.dirty_entities:
             self.store.submit(txn)
         logger.info(
-            "task hub %r: %d instances, %d queued orchestrations, %d queued activities",
+            "task hub %r: %d instances, %d entities, %d queued orchestrations, "
+            "%d queued activities, %d queued entities",
             self.name,
             len(self.instances),
+            len(self.entities.entities),
             len(self.dispatcher.ready_instances),
             len(self.dispatcher.ready_activities),
+            len(self.dispatcher.ready_entities),
         )
 
     async def run(self, task_group: TaskGroup) -> None:
@@ -197,6 +207,12 @@ class Hub:
             return any(ev.event_kind(event) in _WAKES_SUSPENDED for _, event in instance.inbox)
         return True
 
+    def entity_runnable(self, entity: Entity) -> bool:
+        return self.entities.runnable(entity)
+
+    def entity_batch(self, entity: Entity) -> list[tuple[int, pb.HistoryEvent]]:
+        return self.entities.batch(entity)
+
     def episode(self, instance: Instance) -> tuple[int, list[pb.HistoryEvent]]:
         """The inbox events the next episode of ``instance`` processes, and their events.
 
@@ -221,7 +237,7 @@ class Hub:
 
     async def commit(self, txn: Txn) -> None:
         """Submit ``txn`` (or, if it is empty, wait for earlier writes) until durable."""
-        if txn.ops or txn.dirty or txn.after:
+        if txn.ops or txn.dirty or txn.dirty_entities or txn.after:
             future = self.store.submit(txn)
         else:
             future = self.store.barrier()
@@ -377,6 +393,7 @@ class Hub:
         """Drop an instance's work, lease, inbox and history (it is replaced or purged)."""
         self.cancel_work(instance, txn)
         self.dispatcher.revoke(instance.lease)
+        self.entities.release_owner(instance.instance_id, txn, ev.now_us())
         instance.lease = None
         instance.inbox.clear()
         self.evict_history(instance)
@@ -443,15 +460,17 @@ class Hub:
         self, instance: Instance, timer_id: int, fire_at: Timestamp, txn: Txn, now: int
     ) -> None:
         fire_us = ev.us_of(fire_at)
-        record = TimerRecord(
-            self._next_timer_id,
-            instance.instance_id,
-            instance.generation,
-            fire_us,
-            ev.timer_fired(now, timer_id, fire_at),
-        )
-        self._next_timer_id += 1
+        event = ev.timer_fired(now, timer_id, fire_at)
+        record = self.add_timer(instance.instance_id, instance.generation, fire_us, event, txn)
         instance.timers.append(record)
+
+    def add_timer(
+        self, owner_id: str, generation: int, fire_us: int, event: pb.HistoryEvent, txn: Txn
+    ) -> TimerRecord:
+        """A durable timer that puts ``event`` in the inbox (or, for an entity id, the
+        queue) of ``owner_id`` at ``fire_us``."""
+        record = TimerRecord(self._next_timer_id, owner_id, generation, fire_us, event)
+        self._next_timer_id += 1
         txn.exec(
             self.store.sql.add_timer,
             (
@@ -463,6 +482,7 @@ class Hub:
             ),
         )
         self._at(fire_us, record)
+        return record
 
     def finish(
         self,
@@ -486,6 +506,7 @@ class Hub:
         state.completedTimestamp.CopyFrom(ev.ts(now))
         self.cancel_work(instance, txn)
         self.clear_inbox(instance, txn)
+        self.entities.release_owner(instance.instance_id, txn, now)
         self.evict_history(instance)  # terminal histories are read from the store
         self.set_status(instance, status, txn, now)
         self._notify_parent(instance, txn, now)
@@ -555,14 +576,15 @@ class Hub:
             self.dispatcher.offer_instance(instance)
             self.dispatcher.pump()
 
-    async def history_of(self, instance: Instance) -> list[pb.HistoryEvent]:
-        """The committed history of ``instance`` (from memory or from the store)."""
-        if instance.history is not None:
-            history = list(instance.history)
+    async def encoded_history_of(self, instance: Instance) -> bytes:
+        """The committed history of ``instance`` (from memory or from the store), encoded
+        as the ``pastEvents`` field of a work item."""
+        if instance.past is not None:
+            past = bytes(instance.past)
             await self.commit(Txn())
-            return history
-        events, _ = await self.store.read(self.store.read_history(instance.instance_id))
-        return events
+            return past
+        _, stored = await self.store.read(self.store.read_history(instance.instance_id))
+        return bytes(stored)
 
     def _notify_parent(self, instance: Instance, txn: Txn, now: int) -> None:
         parent_info = instance.parent
@@ -669,6 +691,7 @@ class Hub:
         for item in self.activities.values():
             item.cancelled = True
             self.dispatcher.revoke(item.lease)
+        self.entities.wipe()
         self.instances.clear()
         self.children.clear()
         self.activities.clear()
@@ -676,6 +699,7 @@ class Hub:
         self.dispatcher.ready_activities.clear()
         self._clock.clear()
         txn.dirty.clear()
+        txn.dirty_entities.clear()
         for table in self.store.sql.tables:
             txn.exec(f"DELETE FROM {table}", ())
 
@@ -724,6 +748,9 @@ class Hub:
                 continue
             entry.cancelled = True
             txn.exec(self.store.sql.delete_timer, (entry.timer_id,))
+            if entry.instance_id.startswith("@"):
+                self.entities.fire(entry, txn, now)
+                continue
             owner = self.instances.get(entry.instance_id)
             if owner is None or owner.terminal or owner.generation != entry.generation:
                 continue
@@ -731,6 +758,6 @@ class Hub:
                 owner.timers.remove(entry)
             entry.event.timestamp.CopyFrom(ev.ts(now))
             self.enqueue(owner, entry.event, txn)
-        if txn.ops:
+        if txn.ops or txn.dirty or txn.dirty_entities:
             self.store.submit(txn)
         self.dispatcher.pump()

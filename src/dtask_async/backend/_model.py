@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .._proto import pb
 from ._events import TERMINAL_STATUSES
@@ -18,14 +18,26 @@ if TYPE_CHECKING:
     from ._dispatch import Stream
 
 __all__ = (
+    "ACTIVITY",
+    "ENTITY",
+    "ORCHESTRATION",
     "ActivityItem",
     "ActivityLease",
+    "Entity",
+    "EntityLease",
     "Instance",
     "Lease",
     "OrchestrationLease",
+    "Section",
     "TimerRecord",
     "Txn",
 )
+
+
+ORCHESTRATION = "orchestration"
+ACTIVITY = "activity"
+ENTITY = "entity"
+"""The kinds of work item (and of lease, and of stream slot)."""
 
 
 class Instance:
@@ -160,6 +172,70 @@ class ActivityItem:
         return self.request.version.value
 
 
+class Entity:
+    """One entity instance (``@name@key``): its state, its message queue and its lock.
+
+    Attributes:
+        state: the serialized state, or ``None`` when the entity has none.
+        modified_us: when a batch last ran (or the entity was created).
+        queue: messages not yet processed, ``(sequence number, event)`` in arrival
+            order: ``entityOperationSignaled``, ``entityOperationCalled`` and
+            ``entityLockRequested`` events.
+        lease: the batch currently out with a worker, if any.
+        lock: the critical section holding the entity, if any.
+        retry: sequence numbers of a batch that was given back (abandoned, expired or
+            orphaned): the next batch starts with exactly these operations.
+    """
+
+    __slots__ = (
+        "entity_id",
+        "lease",
+        "lock",
+        "modified_us",
+        "name",
+        "next_seq",
+        "queue",
+        "queued",
+        "retry",
+        "state",
+    )
+
+    def __init__(self, entity_id: str, *, state: str | None = None, modified_us: int = 0) -> None:
+        self.entity_id = entity_id
+        self.name = entity_id[1:].partition("@")[0]
+        self.state = state
+        self.modified_us = modified_us
+        self.queue: list[tuple[int, pb.HistoryEvent]] = []
+        self.next_seq = 0
+        self.lease: EntityLease | None = None
+        self.queued = False
+        self.lock: Section | None = None
+        self.retry: list[int] = []
+
+    def __repr__(self) -> str:
+        return f"<Entity {self.entity_id!r} queue={len(self.queue)} lock={self.lock}>"
+
+
+@dataclass(eq=False, slots=True)
+class Section:
+    """A critical section: the locks one ``entityLockRequested`` asked for.
+
+    The entities of ``lock_set`` are locked one at a time, in order. ``held`` are
+    those locked so far; while the request waits in an entity's queue, ``waiting_at``
+    names that entity. Once all are held the owner orchestration is told
+    (``entityLockGranted``) and ``waiting_at`` is ``None``.
+    """
+
+    section_id: str
+    owner: str
+    lock_set: tuple[str, ...]
+    held: set[str] = field(default_factory=set)
+    waiting_at: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Section {self.section_id!r} of {self.owner!r} held={sorted(self.held)}>"
+
+
 @dataclass(eq=False, slots=True)
 class TimerRecord:
     """A durable timer: ``event`` goes to the instance's inbox at ``fire_us``."""
@@ -181,6 +257,7 @@ class Lease:
     someone else or the lease expires.
     """
 
+    kind: ClassVar[str] = ""
     token: str
     stream: Stream | None
     expires_us: int
@@ -190,6 +267,7 @@ class Lease:
 class OrchestrationLease(Lease):
     """An orchestration episode: ``new_events`` were sent, inbox up to ``upto_seq``."""
 
+    kind: ClassVar[str] = ORCHESTRATION
     instance: Instance
     upto_seq: int
     new_events: list[pb.HistoryEvent]
@@ -197,19 +275,32 @@ class OrchestrationLease(Lease):
 
 @dataclass(eq=False, slots=True)
 class ActivityLease(Lease):
+    kind: ClassVar[str] = ACTIVITY
     item: ActivityItem
+
+
+@dataclass(eq=False, slots=True)
+class EntityLease(Lease):
+    """An entity batch: the queued operations ``seqs`` were sent, in this order."""
+
+    kind: ClassVar[str] = ENTITY
+    entity: Entity
+    seqs: list[int]
+    events: list[pb.HistoryEvent]
 
 
 @dataclass(eq=False, slots=True)
 class Txn:
     """The SQL of one logical change plus what to do once it is durable.
 
-    ``dirty`` instances have their row rewritten when the transaction is submitted.
+    ``dirty`` instances and ``dirty_entities`` have their row rewritten when the
+    transaction is submitted.
     """
 
     ops: list[tuple[str, Sequence[object], bool]] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
     dirty: dict[str, Instance] = field(default_factory=dict)
+    dirty_entities: dict[str, Entity] = field(default_factory=dict)
 
     def exec(self, sql: str, params: Sequence[object]) -> None:
         self.ops.append((sql, params, False))
@@ -220,6 +311,9 @@ class Txn:
 
     def touch(self, instance: Instance) -> None:
         self.dirty[instance.instance_id] = instance
+
+    def touch_entity(self, entity: Entity) -> None:
+        self.dirty_entities[entity.entity_id] = entity
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         self.after.append(callback)

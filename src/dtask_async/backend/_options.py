@@ -32,8 +32,21 @@ class BackendOptions:
     """Largest gRPC message, in bytes, the server accepts or sends."""
 
     history_streaming_threshold: int | None = None
-    """Reserved: history size (in events) above which orchestration work items would ask
-    workers to stream their history. Not used yet; whole histories are always sent."""
+    """History size, in bytes (of the encoded past events), above which an
+    orchestration work item is sent without its history.
+
+    Such an item says ``requiresHistoryStreaming`` and the worker fetches the history
+    with ``StreamInstanceHistory``, in chunks of at most ``history_chunk_size`` bytes.
+    Only streams whose worker declared ``WORKER_CAPABILITY_HISTORY_STREAMING`` get such
+    items; other workers always receive the whole history. ``None`` streams only the
+    histories that would not fit in a ``max_message_size`` message; ``0`` streams every
+    history that is not empty.
+    """
+
+    history_chunk_size: int = 1024 * 1024
+    """Largest ``HistoryChunk``, in bytes, that ``StreamInstanceHistory`` sends (never more
+    than fits in a ``max_message_size`` message; an event larger than this travels alone
+    in its chunk)."""
 
     hub_per_file: bool = True
     """Whether each task hub gets its own SQLite file.
@@ -48,6 +61,9 @@ class BackendOptions:
 
     default_activity_concurrency: int = 100
     """Activity work items a stream may hold when its request asks for 0 (no limit)."""
+
+    default_entity_concurrency: int = 100
+    """Entity work items (batches) a stream may hold when its request asks for 0."""
 
     sqlite_synchronous: Literal["off", "normal", "full"] = "normal"
     """SQLite's ``synchronous`` pragma. ``normal`` (with WAL) loses nothing acknowledged
@@ -73,9 +89,16 @@ class BackendOptions:
             "max_message_size",
             "default_orchestration_concurrency",
             "default_activity_concurrency",
+            "default_entity_concurrency",
+            "history_chunk_size",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"BackendOptions.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.history_streaming_threshold is not None and self.history_streaming_threshold < 0:
+            raise ValueError(
+                "BackendOptions.history_streaming_threshold must be >= 0 or None, "
+                f"got {self.history_streaming_threshold!r}"
+            )
         if self.sqlite_synchronous not in ("off", "normal", "full"):
             raise ValueError(
                 "BackendOptions.sqlite_synchronous must be 'off', 'normal' or 'full', "

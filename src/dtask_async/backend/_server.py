@@ -52,6 +52,11 @@ class _Hubs:
     def ping_interval(self) -> float:
         return self.options.health_ping_interval
 
+    @property
+    def history_chunk_size(self) -> int:
+        # A chunk must also fit in one message, with room for its framing.
+        return max(1, min(self.options.history_chunk_size, self.options.max_message_size - 1024))
+
     def location(self, name: str) -> tuple[Path, str]:
         """The file and table prefix of hub ``name``."""
         if name == DEFAULT_HUB:

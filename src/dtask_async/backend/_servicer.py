@@ -18,12 +18,12 @@ import anyio
 import grpc
 
 from .._proto import Empty, pb, pb_grpc
-from . import _operations as ops
-from ._dispatch import ACTIVITY, ORCHESTRATION
+from . import _entity_operations as entity_ops, _operations as ops
 from ._hub import Hub, not_found
-from ._model import Txn
+from ._model import ACTIVITY, ENTITY, ORCHESTRATION, Txn
 from ._store import StorageError
 from ._validation import RpcFailure, check_instance_id
+from ._wire import history_chunks
 
 __all__ = ("Servicer",)
 
@@ -32,13 +32,8 @@ logger = logging.getLogger(__name__)
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
-_CHUNK_EVENTS = 256
-_CHUNK_BYTES = 1024 * 1024
-
-_ENTITIES = (
-    "durable entities are not supported by the dtask-async embedded backend yet; "
-    "use the Durable Task Scheduler emulator for entity workloads"
-)
+# Streaming methods whose responses the servicer encodes itself (see ``_wire``).
+_PRE_ENCODED = frozenset({"GetWorkItems", "StreamInstanceHistory"})
 
 
 class HubSource(Protocol):
@@ -48,6 +43,9 @@ class HubSource(Protocol):
 
     @property
     def ping_interval(self) -> float: ...
+
+    @property
+    def history_chunk_size(self) -> int: ...
 
 
 def _failure_of(exc: Exception, method: str) -> RpcFailure:
@@ -77,10 +75,6 @@ def _guarded(
         raise failure  # abort() raises; this line is never reached
 
     return wrapper
-
-
-def _unimplemented(what: str) -> RpcFailure:
-    return RpcFailure(grpc.StatusCode.UNIMPLEMENTED, f"{what}: {_ENTITIES}")
 
 
 class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
@@ -247,7 +241,8 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
 
     async def StreamInstanceHistory(
         self, request: pb.StreamInstanceHistoryRequest, context: Any
-    ) -> AsyncIterator[pb.HistoryChunk]:
+    ) -> AsyncIterator[bytes]:
+        # Chunks are cut from the encoded history without parsing it (see ``_wire``).
         try:
             hub = await self._hub(context)
             check_instance_id(request.instanceId)
@@ -264,22 +259,13 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
                     f"{request.instanceId!r} is not stored; the current execution is "
                     f"{instance.execution_id!r}",
                 )
-            events = await hub.history_of(instance)
+            past = await hub.encoded_history_of(instance)
         except Exception as exc:
             failure = _failure_of(exc, "StreamInstanceHistory")
             await context.abort(failure.code, failure.message)
             return
-        chunk: list[pb.HistoryEvent] = []
-        size = 0
-        for event in events:
-            event_size = event.ByteSize()
-            if chunk and (len(chunk) >= _CHUNK_EVENTS or size + event_size > _CHUNK_BYTES):
-                yield pb.HistoryChunk(events=chunk)
-                chunk, size = [], 0
-            chunk.append(event)
-            size += event_size
-        if chunk:
-            yield pb.HistoryChunk(events=chunk)
+        for chunk in history_chunks(past, self._hubs.history_chunk_size):
+            yield chunk
 
     # -- work items ----------------------------------------------------------------
 
@@ -332,47 +318,51 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
         ops.abandon(await self._hub(context), request.completionToken, ACTIVITY)
         return pb.AbandonActivityTaskResponse()
 
-    # -- entities (a later phase) --------------------------------------------------
+    # -- entities ------------------------------------------------------------------
 
     @_guarded
     async def CompleteEntityTask(
         self, request: pb.EntityBatchResult, context: Any
     ) -> pb.CompleteTaskResponse:
-        raise _unimplemented("CompleteEntityTask")
+        await entity_ops.complete_entity(await self._hub(context), request)
+        return pb.CompleteTaskResponse()
 
     @_guarded
     async def AbandonTaskEntityWorkItem(
         self, request: pb.AbandonEntityTaskRequest, context: Any
     ) -> pb.AbandonEntityTaskResponse:
-        raise _unimplemented("AbandonTaskEntityWorkItem")
+        ops.abandon(await self._hub(context), request.completionToken, ENTITY)
+        return pb.AbandonEntityTaskResponse()
 
     @_guarded
     async def SignalEntity(
         self, request: pb.SignalEntityRequest, context: Any
     ) -> pb.SignalEntityResponse:
-        raise _unimplemented("SignalEntity")
+        await entity_ops.signal_entity(await self._hub(context), request)
+        return pb.SignalEntityResponse()
 
     @_guarded
     async def GetEntity(self, request: pb.GetEntityRequest, context: Any) -> pb.GetEntityResponse:
-        raise _unimplemented("GetEntity")
+        return await entity_ops.get_entity(await self._hub(context), request)
 
     @_guarded
     async def QueryEntities(
         self, request: pb.QueryEntitiesRequest, context: Any
     ) -> pb.QueryEntitiesResponse:
-        raise _unimplemented("QueryEntities")
+        return await entity_ops.query_entities(await self._hub(context), request)
 
     @_guarded
     async def CleanEntityStorage(
         self, request: pb.CleanEntityStorageRequest, context: Any
     ) -> pb.CleanEntityStorageResponse:
-        raise _unimplemented("CleanEntityStorage")
+        return await entity_ops.clean_entity_storage(await self._hub(context), request)
 
     def register(self, server: Any) -> None:
         """Add this servicer's handlers to a ``grpc.aio`` server.
 
         Like the generated ``add_TaskHubSidecarServiceServicer_to_server``, except that
-        ``GetWorkItems`` sends the bytes the dispatcher encoded without re-serializing.
+        ``GetWorkItems`` and ``StreamInstanceHistory`` send the bytes they encoded
+        without re-serializing.
         """
         service = pb.DESCRIPTOR.services_by_name["TaskHubSidecarService"]
         handlers = {}
@@ -380,7 +370,7 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
             request_type = _message_class(method.input_type.full_name)
             response_type = _message_class(method.output_type.full_name)
             serialize = (
-                _as_bytes if method.name == "GetWorkItems" else response_type.SerializeToString
+                _as_bytes if method.name in _PRE_ENCODED else response_type.SerializeToString
             )
             make = (
                 grpc.unary_stream_rpc_method_handler

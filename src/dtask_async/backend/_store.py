@@ -15,7 +15,14 @@ Tables (``<prefix>`` is empty for a hub with its own file)::
     inbox       (instance_id, seq) PK, event      -- new events not yet in the history
     timers      timer_id PK, instance_id, generation, fire_us, event (the TimerFired event)
     activities  item_id PK, instance_id, generation, request (ActivityRequest bytes)
+    entities    entity_id PK, state (TEXT or NULL), modified_us, lock_section, lock_owner
+    entity_queue (entity_id, seq) PK, event       -- messages an entity has not processed
     meta        key PK, value                      -- schema version
+
+Timers of entities (scheduled signals) live in ``timers`` under the entity's id with
+generation 0. A lock request waiting for an entity is an ``entityLockRequested`` event
+in that entity's queue (its ``position`` says how far the request got); a held lock is
+the ``lock_section`` (and the owning orchestration) of the entity's row.
 
 Leases are not stored: after a restart all work is unleased and is dispatched again.
 """
@@ -36,7 +43,7 @@ import anyio
 
 from .._proto import pb
 from ._events import TERMINAL_STATUSES
-from ._model import Instance, Txn
+from ._model import Entity, Instance, Txn
 from ._wire import past_event_entry
 
 __all__ = ("StorageError", "Store", "StoredHub")
@@ -65,6 +72,10 @@ class StoredHub:
     inbox: dict[str, list[tuple[int, pb.HistoryEvent]]] = field(default_factory=dict)
     timers: list[tuple[int, str, int, int, pb.HistoryEvent]] = field(default_factory=list)
     activities: list[tuple[int, str, int, pb.ActivityRequest, bytes]] = field(default_factory=list)
+    entities: list[tuple[str, str | None, int, str | None, str | None]] = field(
+        default_factory=list
+    )
+    entity_queue: dict[str, list[tuple[int, pb.HistoryEvent]]] = field(default_factory=dict)
 
 
 class Sql:
@@ -76,7 +87,8 @@ class Sql:
 
         inst, hist, inbox = name("instances"), name("history"), name("inbox")
         timers, acts, meta = name("timers"), name("activities"), name("meta")
-        self.tables = (inst, hist, inbox, timers, acts)
+        ents, equeue = name("entities"), name("entity_queue")
+        self.tables = (inst, hist, inbox, timers, acts, ents, equeue)
         self.schema = (
             f"CREATE TABLE IF NOT EXISTS {inst} (instance_id TEXT PRIMARY KEY, "
             "name TEXT NOT NULL, status INTEGER NOT NULL, created_us INTEGER NOT NULL, "
@@ -95,6 +107,11 @@ class Sql:
             f"CREATE TABLE IF NOT EXISTS {acts} (item_id INTEGER PRIMARY KEY, "
             "instance_id TEXT NOT NULL, generation INTEGER NOT NULL, request BLOB NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {name('activities_by_instance')} ON {acts} (instance_id)",
+            f"CREATE TABLE IF NOT EXISTS {ents} (entity_id TEXT PRIMARY KEY, state TEXT, "
+            "modified_us INTEGER NOT NULL, lock_section TEXT, lock_owner TEXT)",
+            f"CREATE TABLE IF NOT EXISTS {equeue} (entity_id TEXT NOT NULL, "
+            "seq INTEGER NOT NULL, event BLOB NOT NULL, PRIMARY KEY (entity_id, seq)) "
+            "WITHOUT ROWID",
             f"CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         )
         self.meta_get = f"SELECT value FROM {meta} WHERE key = ?"
@@ -127,6 +144,22 @@ class Sql:
         )
         self.delete_activity = f"DELETE FROM {acts} WHERE item_id = ?"
         self.clear_activities = f"DELETE FROM {acts} WHERE instance_id = ?"
+        self.put_entity = (
+            f"INSERT OR REPLACE INTO {ents} (entity_id, state, modified_us, lock_section, "
+            "lock_owner) VALUES (?, ?, ?, ?, ?)"
+        )
+        self.delete_entity = f"DELETE FROM {ents} WHERE entity_id = ?"
+        self.add_entity_message = (
+            f"INSERT OR REPLACE INTO {equeue} (entity_id, seq, event) VALUES (?, ?, ?)"
+        )
+        self.delete_entity_message = f"DELETE FROM {equeue} WHERE entity_id = ? AND seq = ?"
+        self.clear_entity_queue = f"DELETE FROM {equeue} WHERE entity_id = ?"
+        self.load_entities = (
+            f"SELECT entity_id, state, modified_us, lock_section, lock_owner FROM {ents}"
+        )
+        self.load_entity_queue = (
+            f"SELECT entity_id, seq, event FROM {equeue} ORDER BY entity_id, seq"
+        )
         self.load_instances = f"SELECT state, parent, generation, parent_generation FROM {inst}"
         self.load_history = (
             f"SELECT h.instance_id, h.event FROM {hist} AS h JOIN {inst} AS i "
@@ -150,6 +183,18 @@ class _Batch:
         self.after: list[Callable[[], None]] = []
         self.reads: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self.future: asyncio.Future[None] = loop.create_future()
+
+
+def entity_row(entity: Entity) -> tuple[object, ...]:
+    """The ``entities`` row of ``entity``."""
+    lock = entity.lock
+    return (
+        entity.entity_id,
+        entity.state,
+        entity.modified_us,
+        lock.section_id if lock is not None else None,
+        lock.owner if lock is not None else None,
+    )
 
 
 def instance_row(instance: Instance) -> tuple[object, ...]:
@@ -253,6 +298,10 @@ class Store:
         ops.extend(txn.ops)
         if txn.dirty:
             ops.append((self.sql.put_instance, [instance_row(i) for i in txn.dirty.values()], True))
+        if txn.dirty_entities:
+            ops.append(
+                (self.sql.put_entity, [entity_row(e) for e in txn.dirty_entities.values()], True)
+            )
         batch.after.extend(txn.after)
         return batch.future
 
@@ -437,6 +486,9 @@ class Store:
             stored.activities.append(
                 (item_id, instance_id, generation, pb.ActivityRequest.FromString(request), request)
             )
+        stored.entities.extend(conn.execute(sql.load_entities))
+        for entity_id, seq, event in conn.execute(sql.load_entity_queue):
+            stored.entity_queue.setdefault(entity_id, []).append((seq, parse_event(event)))
         return stored
 
     def _write_sync(self, batch: _Batch) -> None:

@@ -17,6 +17,7 @@ __all__ = (
     "MAX_INSTANCE_ID_LENGTH",
     "MAX_NAME_LENGTH",
     "RpcFailure",
+    "check_entity_id",
     "check_hub_name",
     "check_instance_id",
     "check_name",
@@ -70,6 +71,31 @@ def check_instance_id(value: str, *, field: str = "instanceId") -> str:
             f"{field} {value!r} starts with '@', which is reserved for entity instance ids",
         )
     return value
+
+
+def check_entity_id(value: str, *, field: str = "instanceId") -> str:
+    """Return the entity instance id ``value`` (``@name@key``) with its name lower-cased,
+    or raise INVALID_ARGUMENT."""
+    if not value:
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"{field} must not be empty")
+    name, separator, key = value[1:].partition("@")
+    if not value.startswith("@") or not separator or not name or not key:
+        raise RpcFailure(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{field} {value[:80]!r} is not an entity instance id: expected '@name@key' with "
+            "a non-empty name and key",
+        )
+    if len(value) > MAX_INSTANCE_ID_LENGTH:
+        raise RpcFailure(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{field} is {len(value)} characters long; at most {MAX_INSTANCE_ID_LENGTH} are "
+            f"allowed (starts with {value[:40]!r})",
+        )
+    if _has_control_chars(value):
+        raise RpcFailure(
+            grpc.StatusCode.INVALID_ARGUMENT, f"{field} {value!r} contains control characters"
+        )
+    return f"@{name.lower()}@{key}"
 
 
 def check_name(value: str, *, what: str) -> str:

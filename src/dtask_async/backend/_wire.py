@@ -8,16 +8,21 @@ written field by field, and the work item stream sends these bytes unchanged.
 Field numbers (see ``proto/orchestrator_service.proto``): ``WorkItem.orchestratorRequest``
 = 1, ``activityRequest`` = 2, ``healthPing`` = 4, ``completionToken`` = 10;
 ``OrchestratorRequest.instanceId`` = 1, ``executionId`` = 2, ``pastEvents`` = 3,
-``newEvents`` = 4; ``StringValue.value`` = 1.
+``newEvents`` = 4, ``requiresHistoryStreaming`` = 6; ``StringValue.value`` = 1;
+``HistoryChunk.events`` = 1.
+
+A ``pastEvents`` entry and a ``HistoryChunk.events`` entry differ only in their tag
+byte, so ``StreamInstanceHistory`` cuts the same bytes into chunks without parsing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 __all__ = (
     "HEALTH_PING",
     "activity_work_item",
+    "history_chunks",
     "orchestrator_work_item",
     "past_event_entry",
 )
@@ -29,6 +34,8 @@ _REQUEST_INSTANCE_ID = 0x0A  # field 1
 _REQUEST_EXECUTION_ID = 0x12  # field 2
 _REQUEST_PAST_EVENT = 0x1A  # field 3
 _REQUEST_NEW_EVENT = 0x22  # field 4
+_REQUEST_STREAMING = 0x30  # field 6, varint
+_CHUNK_EVENT = 0x0A  # HistoryChunk field 1
 _STRING_VALUE = 0x0A  # field 1
 
 HEALTH_PING = b"\x22\x00"
@@ -59,13 +66,21 @@ def orchestrator_work_item(
     past_events: bytes | bytearray,
     new_events: Iterable[bytes],
     token: str,
+    *,
+    requires_history_streaming: bool = False,
 ) -> bytes:
-    """A serialized ``WorkItem`` carrying an ``OrchestratorRequest``."""
+    """A serialized ``WorkItem`` carrying an ``OrchestratorRequest``.
+
+    With ``requires_history_streaming`` the request says so, and ``past_events``
+    should be empty: the worker streams the history instead.
+    """
     request = bytearray(_field(_REQUEST_INSTANCE_ID, instance_id.encode()))
     request += _field(_REQUEST_EXECUTION_ID, _field(_STRING_VALUE, execution_id.encode()))
     request += past_events
     for event in new_events:
         request += _field(_REQUEST_NEW_EVENT, event)
+    if requires_history_streaming:
+        request += bytes((_REQUEST_STREAMING, 1))
     return (
         bytes((_WORK_ITEM_ORCHESTRATOR,))
         + _varint(len(request))
@@ -77,3 +92,36 @@ def orchestrator_work_item(
 def activity_work_item(request: bytes, token: str) -> bytes:
     """A serialized ``WorkItem`` carrying a serialized ``ActivityRequest``."""
     return _field(_WORK_ITEM_ACTIVITY, request) + _field(_WORK_ITEM_TOKEN, token.encode())
+
+
+def history_chunks(past_events: bytes | bytearray, max_bytes: int) -> Iterator[bytes]:
+    """Serialized ``HistoryChunk`` messages holding the events of ``past_events``.
+
+    ``past_events`` is an encoded ``pastEvents`` field (see :func:`past_event_entry`).
+    Each chunk holds whole events, in order, and is at most ``max_bytes`` long unless a
+    single event is larger (it then travels alone).
+    """
+    data = bytes(past_events)
+    end = len(data)
+    chunk = bytearray()
+    position = 0
+    while position < end:
+        # One entry: the tag byte, the payload's length as a varint, the payload.
+        cursor = position + 1
+        length = shift = 0
+        while True:
+            byte = data[cursor]
+            cursor += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        entry_end = cursor + length
+        if chunk and len(chunk) + entry_end - position > max_bytes:
+            yield bytes(chunk)
+            chunk = bytearray()
+        chunk.append(_CHUNK_EVENT)
+        chunk += data[position + 1 : entry_end]
+        position = entry_end
+    if chunk:
+        yield bytes(chunk)

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -53,6 +55,7 @@ async def official_worker(
     *,
     orchestrators: Iterable[Callable[..., Any]] = (),
     activities: Iterable[Callable[..., Any]] = (),
+    entities: Iterable[Callable[..., Any]] = (),
     taskhub: str | None = None,
     concurrency: int = 4,
 ) -> AsyncIterator[Any]:
@@ -85,6 +88,8 @@ async def official_worker(
         worker.add_orchestrator(fn)
     for fn in activities:
         worker.add_activity(fn)
+    for fn in entities:
+        worker.add_entity(fn)
     worker.start()
     try:
         yield worker
@@ -117,11 +122,15 @@ class ProtocolWorker:
         *,
         orchestrations: int = 10,
         activities: int = 10,
+        entities: int = 10,
+        capabilities: tuple[int, ...] = (),
         metadata: tuple[tuple[str, str], ...] = (),
     ) -> None:
         request = pb.GetWorkItemsRequest(
             maxConcurrentOrchestrationWorkItems=orchestrations,
             maxConcurrentActivityWorkItems=activities,
+            maxConcurrentEntityWorkItems=entities,
+            capabilities=capabilities,
         )
         self.call = stub.GetWorkItems(request, metadata=metadata or None)
         self.pings = 0
@@ -212,3 +221,50 @@ def complete_orchestration(
 
 def kinds(events: Iterable[pb.HistoryEvent]) -> list[str]:
     return [e.WhichOneof("eventType") or "" for e in events]
+
+
+@contextlib.asynccontextmanager
+async def emulator(port: int, db: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m dtask_async emulator`` on ``port`` with ``db``; killed at the end."""
+    with log.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dtask_async",
+            "emulator",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--log-level",
+            "info",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(30):
+            first = await process.stdout.readline()
+            second = await process.stdout.readline()
+        assert f"listening on 127.0.0.1:{port}" in first.decode(), first
+        assert str(db) in second.decode(), second
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 20
+) -> Any:
+    """Poll ``check`` until it returns ``expected`` (for effects of asynchronous work)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    value = None
+    while loop.time() < deadline:
+        value = await check()
+        if value == expected:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"expected {expected!r}, still {value!r} after {timeout} s")

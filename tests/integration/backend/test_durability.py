@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -22,7 +20,15 @@ from dtask_async.backend import EmbeddedBackend
 from tests.conftest import free_port
 
 from . import flows
-from .conftest import QUIET, TEST_OPTIONS, ProtocolWorker, complete_with, kinds, schedule_task
+from .conftest import (
+    QUIET,
+    TEST_OPTIONS,
+    ProtocolWorker,
+    complete_with,
+    emulator,
+    kinds,
+    schedule_task,
+)
 
 TIMEOUT = 60
 
@@ -96,38 +102,6 @@ async def test_graceful_restart_resumes_pending_work(tmp_path: Path) -> None:
         "event": ["eventRaised"],
         "timer": ["timerFired"],
     }
-
-
-@contextlib.asynccontextmanager
-async def emulator(port: int, db: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m dtask_async emulator`` on ``port`` with ``db``; killed at the end."""
-    with log.open("ab") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dtask_async",
-            "emulator",
-            "--port",
-            str(port),
-            "--db",
-            str(db),
-            "--log-level",
-            "info",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(30):
-            first = await process.stdout.readline()
-            second = await process.stdout.readline()
-        assert f"listening on 127.0.0.1:{port}" in first.decode(), first
-        assert str(db) in second.decode(), second
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:

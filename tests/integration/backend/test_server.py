@@ -72,11 +72,9 @@ async def test_hello_and_task_hub_management(backend: EmbeddedBackend, stub: Any
     assert not (await stub.GetInstance(pb.GetInstanceRequest(instanceId="gone"))).exists
 
 
-async def test_entities_are_unimplemented_for_now(backend: EmbeddedBackend, stub: Any) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.SignalEntity(pb.SignalEntityRequest(instanceId="@counter@a", name="add"))
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "entities" in info.value.details()
+async def test_graceful_termination_skipping_is_unimplemented(
+    backend: EmbeddedBackend, stub: Any
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.SkipGracefulOrchestrationTerminations(
             pb.SkipGracefulOrchestrationTerminationsRequest()

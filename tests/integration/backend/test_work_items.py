@@ -386,7 +386,10 @@ async def test_bad_worker_responses_fail_only_their_orchestration(
     child.createSubOrchestration.instanceId = "@not-allowed"
     await stub.CompleteOrchestratorTask(complete_with(items["bad-child"], child))
 
-    for name, words in (("bad-status", "not a final status"), ("entity-user", "entities")):
+    for name, words in (
+        ("bad-status", "not a final status"),
+        ("entity-user", "invalid entity message: targetInstanceId must not be empty"),
+    ):
         state = await state_of(stub, name)
         assert state.orchestrationStatus == pb.ORCHESTRATION_STATUS_FAILED
         assert words in state.failureDetails.errorMessage

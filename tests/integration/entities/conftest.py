@@ -8,41 +8,17 @@ from typing import Any
 
 import pytest
 
-from dtask_async import RPCError
 from dtask_async.client import AsyncDurableTaskClient, OrchestrationState
-from dtask_async.entities import EntityInstanceId
 from dtask_async.worker import AsyncDurableTaskWorker
 from tests.integration.entities import flows
-
-EMBEDDED_SKIP_REASON = "embedded backend entity support lands separately"
 
 MAX_WAITERS = 6
 """Blocking waits in flight at once: the official in-memory server has 10 threads."""
 
 
-async def embedded_backend_lacks_entities(address: str) -> bool:
-    """Whether the embedded backend still answers entity calls with UNIMPLEMENTED.
-
-    Temporary: delete this probe and its use in ``entity_backend`` once
-    ``dtask_async.backend`` implements entities.
-    """
-    async with AsyncDurableTaskClient(host_address=address) as client:
-        try:
-            await client.get_entity(EntityInstanceId("probe", "probe"))
-        except RPCError as error:
-            if error.code == "UNIMPLEMENTED":
-                return True
-            raise
-    return False
-
-
 @pytest.fixture
-async def entity_backend(backend_address: str, request: pytest.FixtureRequest) -> str:
+async def entity_backend(backend_address: str) -> str:
     """The address of a fresh backend (official in-memory, then embedded)."""
-    if request.node.callspec.params.get("backend_address") == "embedded" and (
-        await embedded_backend_lacks_entities(backend_address)
-    ):
-        pytest.skip(EMBEDDED_SKIP_REASON)
     return backend_address
 
 

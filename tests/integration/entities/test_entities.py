@@ -181,6 +181,13 @@ async def test_entity_messages_go_out_only_when_the_operation_succeeds(
     relay = EntityInstanceId("relay", "r")
     await client.signal_entity(relay, "forward_then_fail", 1)
     await client.signal_entity(relay, "forward", 7)
+
+    async def started_yet() -> bool:
+        return await client.get_orchestration_state("relayed-7") is not None
+
+    # The entity starts it asynchronously; a backend may answer a wait for an instance
+    # that does not exist yet with "no such instance" (the embedded one does).
+    await eventually(started_yet, True)
     started = await client.wait_for_orchestration_completion("relayed-7", timeout=TIMEOUT)
     assert started is not None
     assert started.result == "relayed 7"

@@ -12,7 +12,7 @@ import pytest
 
 from dtask_async._proto import pb
 from dtask_async.backend import _events as ev
-from dtask_async.backend._model import Instance, Txn
+from dtask_async.backend._model import Entity, Instance, Section, Txn
 from dtask_async.backend._store import StorageError, Store
 
 
@@ -125,3 +125,29 @@ async def test_tables_of_several_hubs_share_a_file(tmp_path: Path) -> None:
     await second.close()
     assert (await Store(path).open()).instances == []
     assert len((await Store(path, prefix="other:").open()).instances) == 1
+
+
+async def test_entities_and_their_queues_are_stored(tmp_path: Path) -> None:
+    store = Store(tmp_path / "e.db")
+    await store.open()
+    locked = Entity("@counter@a", state="5", modified_us=77)
+    locked.lock = Section("section-1", "owner-1", ("@counter@a",))
+    message = ev.entity_operation_signaled(
+        1, request_id="r", operation="add", target="@counter@a", input=None, scheduled_time=None
+    )
+
+    async def body() -> None:
+        txn = Txn()
+        txn.touch_entity(locked)
+        txn.touch_entity(Entity("@counter@b", modified_us=88))
+        txn.exec(store.sql.add_entity_message, ("@counter@a", 3, message.SerializeToString()))
+        await store.submit(txn)
+        gone = Txn()
+        gone.exec(store.sql.delete_entity, ("@counter@b",))
+        await store.submit(gone)
+
+    await _run(store, body())
+    await store.close()
+    stored = await Store(tmp_path / "e.db").open()
+    assert stored.entities == [("@counter@a", "5", 77, "section-1", "owner-1")]
+    assert stored.entity_queue == {"@counter@a": [(3, message)]}
