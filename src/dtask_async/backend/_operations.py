@@ -112,16 +112,18 @@ async def get_instance(hub: Hub, request: pb.GetInstanceRequest) -> pb.GetInstan
 async def raise_event(hub: Hub, request: pb.RaiseEventRequest) -> None:
     instance = hub.get(_instance(hub, request.instanceId))
     check_name(request.name, what="event name")
-    txn = Txn()
     if instance.terminal:
-        logger.info(
-            "event %r raised to finished instance %r is dropped", request.name, instance.instance_id
+        # Nothing would ever read it: say so rather than drop it silently.
+        raise RpcFailure(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"cannot raise event {request.name!r} to orchestration instance "
+            f"{instance.instance_id!r}: it finished with status {ev.status_name(instance.status)}",
         )
-    else:
-        hub.enqueue(
-            instance, ev.event_raised(ev.now_us(), request.name, _optional(request, "input")), txn
-        )
-        hub.dispatcher.pump()
+    txn = Txn()
+    hub.enqueue(
+        instance, ev.event_raised(ev.now_us(), request.name, _optional(request, "input")), txn
+    )
+    hub.dispatcher.pump()
     await hub.commit(txn)
 
 

@@ -276,6 +276,8 @@ class AsyncDurableTaskClient:
         Raises:
             PayloadError: the data cannot be JSON-encoded (nothing was sent).
             OrchestrationNotFoundError: there is no such instance.
+            InvalidOperationError: the instance has finished (on servers that
+                say so; some accept and drop the event).
         """
         validate_instance_id(instance_id)
         if not event_name:
