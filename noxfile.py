@@ -27,6 +27,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """Faults, restarts, bad input, soak and fuzzing (tests/reliability)."""
+    _install(session, "test")
+    session.run(
+        "pytest", "tests/reliability", "--junitxml=.test-results/reliability.xml", *session.posargs
+    )
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff: lint and formatting."""
     session.install("ruff>=0.6")

@@ -86,12 +86,19 @@ def failure_from_exception(exc: BaseException, *, with_stack: bool = True) -> Fa
         # A task failure re-raised unchanged by user code keeps the original failure.
         return details
     return FailureDetails(
-        message=str(exc),
+        message=_sendable(str(exc)),
         error_type=error_type_name(type(exc)),
-        stack_trace=stack,
+        stack_trace=_sendable(stack) if stack is not None else None,
         inner_failure=failure_from_exception(inner, with_stack=False) if inner else None,
         is_non_retriable=bool(getattr(exc, "is_non_retriable", False)),
     )
+
+
+def _sendable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot carry (lone surrogates) escaped as ``\\udXXX``."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def failure_to_pb(details: FailureDetails) -> pb.TaskFailureDetails:

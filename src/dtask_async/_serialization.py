@@ -180,9 +180,20 @@ def encode(value: Any, what: str = "value") -> str | None:
     if value is None:
         return None
     try:
-        return json.dumps(to_jsonable(value, what), separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(to_jsonable(value, what), separators=(",", ":"), ensure_ascii=False)
     except RecursionError:
         raise PayloadError(f"{what} is too deeply nested (or refers to itself)") from None
+    if not text.isascii():
+        # Payloads travel as UTF-8: a lone surrogate (from ``surrogateescape``
+        # decoding, say) would fail later, deep inside protobuf.
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PayloadError(
+                f"{what} contains {text[exc.start : exc.end]!r}, which is not valid "
+                f"Unicode text (a lone surrogate) and cannot be sent as UTF-8"
+            ) from None
+    return text
 
 
 def _object_hook(obj: dict[str, Any]) -> Any:

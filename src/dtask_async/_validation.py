@@ -14,7 +14,8 @@ def validate_instance_id(instance_id: object, what: str = "instance id") -> str:
     """Return ``instance_id`` if it is usable, else raise.
 
     An instance id is a non-empty string of at most
-    :data:`MAX_INSTANCE_ID_LENGTH` characters with no control characters.
+    :data:`MAX_INSTANCE_ID_LENGTH` characters with no control characters and no
+    lone surrogates.
 
     Raises:
         InvalidInstanceIdError: naming what is wrong.
@@ -33,5 +34,10 @@ def validate_instance_id(instance_id: object, what: str = "instance id") -> str:
             raise InvalidInstanceIdError(
                 f"{what} {instance_id!r} contains the control character {char!r} "
                 f"at position {index}"
+            )
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise InvalidInstanceIdError(
+                f"{what} {instance_id!r} contains the lone surrogate {char!r} at position "
+                f"{index}, which cannot be sent as UTF-8"
             )
     return instance_id

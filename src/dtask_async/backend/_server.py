@@ -271,6 +271,9 @@ class EmbeddedBackend:
                 ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_time_ms", keepalive_ms),
                 ("grpc.keepalive_timeout_ms", 10_000),
+                # grpc-core waits this long (60 s by default), not the keepalive
+                # timeout, for a ping's answer before it drops a silent connection.
+                ("grpc.http2.ping_timeout_ms", 10_000),
                 ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.http2.max_ping_strikes", 0),
                 # gRPC cancels calls beyond these while the loop is busy accepting a

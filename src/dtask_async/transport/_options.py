@@ -51,6 +51,10 @@ class ChannelOptions:
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
             ("grpc.keepalive_time_ms", int(self.keepalive_time * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout * 1000)),
+            # grpc-core waits for any ping's answer for ping_timeout_ms (a minute by
+            # default), not keepalive_timeout_ms: without this a silent connection is
+            # noticed only after a minute.
+            ("grpc.http2.ping_timeout_ms", int(self.keepalive_timeout * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.initial_reconnect_backoff_ms", 200),

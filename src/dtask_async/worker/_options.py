@@ -61,7 +61,18 @@ class ReconnectPolicy:
     jitter: float = 0.25
     """Random spread of each delay, as a fraction of it (0.25 = ±25 %)."""
 
+    silent_disconnect_timeout: float | None = 120.0
+    """Seconds without any message on the work-item stream (work or the server's
+    health pings) after which the connection is presumed dead and the worker
+    reconnects; ``None`` waits forever. A connection can die without either side
+    being told (a NAT or proxy dropping it): this is what notices."""
+
     def __post_init__(self) -> None:
+        if self.silent_disconnect_timeout is not None and self.silent_disconnect_timeout <= 0:
+            raise ValueError(
+                f"silent_disconnect_timeout must be positive or None, "
+                f"got {self.silent_disconnect_timeout}"
+            )
         if self.initial_delay <= 0 or self.max_delay < self.initial_delay:
             raise ValueError("need 0 < initial_delay <= max_delay")
         if self.multiplier < 1:

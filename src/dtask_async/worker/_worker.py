@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -65,6 +65,10 @@ class _Lane:
         self.limit = limit
         self.running = 0
         self.waiting: collections.deque[pb.WorkItem] = collections.deque()
+
+
+_END = object()
+"""Returned by ``_next_message`` when the server ended the stream."""
 
 
 def _default_worker_id() -> str:
@@ -336,9 +340,14 @@ class AsyncDurableTaskWorker:
                 self._call = self._connection.stream("GetWorkItems", self._request())
                 self._connected.set()
                 logger.info("worker %s connected to %s", self.worker_id, self._connection.target)
-                attempt = 0
-                async for item in self._call:
+                while (item := await self._next_message(self._call)) is not _END:
                     received = True
+                    if item is None:
+                        # grpc yields None for a message it cannot decode (and logs why).
+                        # Without its token it cannot be abandoned: the server redelivers
+                        # it when the lease expires.
+                        logger.error("ignoring a work item that could not be decoded")
+                        continue
                     self._dispatch(tg, item)
                 if self._active():
                     logger.info("the server ended the work-item stream; reconnecting")
@@ -353,10 +362,24 @@ class AsyncDurableTaskWorker:
                     )
                 )
                 logger.warning("work-item stream broke: %s", error)
+            except TimeoutError:
+                if not self._active():
+                    break
+                logger.warning(
+                    "no message on the work-item stream for %.0f s, not even a health ping: "
+                    "presuming the connection dead; reconnecting",
+                    self.reconnect.silent_disconnect_timeout,
+                )
             except asyncio.CancelledError:
                 if not self._active():
                     break
                 raise
+            except Exception:
+                # Whatever goes wrong on the stream, the worker must not stop taking
+                # work while it is running: drop the stream and reconnect.
+                if not self._active():
+                    break
+                logger.exception("unexpected error on the work-item stream; reconnecting")
             finally:
                 self._connected.clear()
                 call, self._call = self._call, None
@@ -364,10 +387,29 @@ class AsyncDurableTaskWorker:
                     call.cancel()
             if not self._active():
                 break
-            delay = self.reconnect.delay(0 if received else attempt)
+            # Back off further only while streams fail without delivering anything: a
+            # server that accepts the call and ends it at once is not hammered.
+            if received:
+                attempt = 0
+            delay = self.reconnect.delay(attempt)
             attempt += 1
             logger.info("reconnecting to %s in %.2f s", self._connection.target, delay)
             await self._sleep_unless_stopping(delay)
+
+    async def _next_message(self, stream: Any) -> Any:
+        """The next message of ``stream``, or ``_END``.
+
+        Raises:
+            TimeoutError: nothing arrived for ``reconnect.silent_disconnect_timeout`` s.
+        """
+        silence = self.reconnect.silent_disconnect_timeout
+        try:
+            if silence is None:
+                return await stream.__anext__()
+            with anyio.fail_after(silence):
+                return await stream.__anext__()
+        except StopAsyncIteration:
+            return _END
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with anyio.move_on_after(seconds):
@@ -450,12 +492,43 @@ class AsyncDurableTaskWorker:
             logger.warning("could not abandon a %s work item: %s", kind.value, exc)
 
     async def _complete(self, method: str, response: Any) -> bool:
+        """Send a work item's result; whether the server accepted it.
+
+        Raises:
+            PayloadTooLargeError: the server's message limit is below the result's size.
+        """
         try:
             await self._connection.call(method, response)
             return True
-        except RPCError as exc:
+        except RPCError as exc:  # (PayloadTooLargeError is not one: it propagates)
             # A stale token (the lease expired or the stream dropped) or a server
             # gone: the server redelivers the work, so there is nothing to retry.
+            logger.warning("%s was not accepted: %s", method, exc)
+            return False
+
+    async def _send(
+        self, method: str, response: Any, too_large: Callable[[PayloadTooLargeError], Any]
+    ) -> bool:
+        """Send a result, or the failure ``too_large`` makes of it when it exceeds
+        this side's message limit or the server's.
+
+        Sending a result the server cannot take would only get the work redelivered
+        and run again, forever: it is replaced by a (small) failure that names the
+        size and the limit.
+        """
+        try:
+            self._connection.check_size(method, response)
+        except PayloadTooLargeError as exc:
+            response = too_large(exc)
+        else:
+            try:
+                return await self._complete(method, response)
+            except PayloadTooLargeError as exc:
+                logger.warning("%s refused by the server as too large: %s", method, exc)
+                response = too_large(exc)
+        try:
+            return await self._complete(method, response)
+        except PayloadTooLargeError as exc:
             logger.warning("%s was not accepted: %s", method, exc)
             return False
 
@@ -464,20 +537,29 @@ class AsyncDurableTaskWorker:
     async def _run_activity(self, request: pb.ActivityRequest, token: str) -> None:
         assert self._threads is not None
         response = await run_activity(self._registry, request, token, self._threads)
-        try:
-            self._connection.check_size("CompleteActivityTask", response)
-        except PayloadTooLargeError as exc:
-            response.ClearField("result")
-            response.failureDetails.CopyFrom(
-                failure_to_pb(
-                    FailureDetails(
-                        message=f"the result of activity {request.name!r} is too large: {exc}",
-                        error_type="dtask_async.PayloadTooLargeError",
-                        is_non_retriable=True,
-                    )
+        await self._send(
+            "CompleteActivityTask",
+            response,
+            lambda exc: self._activity_too_large(request, response, exc),
+        )
+
+    @staticmethod
+    def _activity_too_large(
+        request: pb.ActivityRequest, response: pb.ActivityResponse, exc: PayloadTooLargeError
+    ) -> pb.ActivityResponse:
+        failed = pb.ActivityResponse()
+        failed.CopyFrom(response)
+        failed.ClearField("result")
+        failed.failureDetails.CopyFrom(
+            failure_to_pb(
+                FailureDetails(
+                    message=f"the result of activity {request.name!r} is too large: {exc}",
+                    error_type="dtask_async.PayloadTooLargeError",
+                    is_non_retriable=True,
                 )
             )
-        await self._complete("CompleteActivityTask", response)
+        )
+        return failed
 
     # -- orchestrations --------------------------------------------------------------
 
@@ -525,12 +607,12 @@ class AsyncDurableTaskWorker:
             customStatus=sv(result.custom_status),
             completionToken=token,
         )
-        try:
-            self._connection.check_size("CompleteOrchestratorTask", response)
-        except PayloadTooLargeError as exc:
+
+        def too_large(exc: PayloadTooLargeError) -> pb.OrchestratorResponse:
             self._cache.pop(request.instanceId, None)
-            response = self._too_large(request, token, exc)
-        if not await self._complete("CompleteOrchestratorTask", response):
+            return self._too_large(request, token, exc)
+
+        if not await self._send("CompleteOrchestratorTask", response, too_large):
             self._cache.pop(request.instanceId, None)
 
     @staticmethod
@@ -555,8 +637,4 @@ class AsyncDurableTaskWorker:
     async def _run_entity(self, item: pb.WorkItem) -> None:
         assert self._threads is not None
         work, result = await run_entity_batch(self._registry, item, self._threads)
-        try:
-            self._connection.check_size("CompleteEntityTask", result)
-        except PayloadTooLargeError as exc:
-            result = oversized_result(work, exc)
-        await self._complete("CompleteEntityTask", result)
+        await self._send("CompleteEntityTask", result, lambda exc: oversized_result(work, exc))
