@@ -8,13 +8,12 @@ from typing import Any
 from ..client import AsyncDurableTaskClient
 from ..transport import ChannelOptions, TokenCredentialLike
 from ._connection_string import DurableTaskSchedulerConnectionString
-from ._credentials import close_credential
-from ._settings import resolve_settings
+from ._settings import SchedulerSettingsMixin, resolve_settings
 
 __all__ = ("DurableTaskSchedulerClient",)
 
 
-class DurableTaskSchedulerClient(AsyncDurableTaskClient):
+class DurableTaskSchedulerClient(SchedulerSettingsMixin, AsyncDurableTaskClient):
     """An :class:`~dtask_async.client.AsyncDurableTaskClient` for the Durable Task Scheduler.
 
     Give it a connection string::
@@ -97,23 +96,7 @@ class DurableTaskSchedulerClient(AsyncDurableTaskClient):
             root_certificates=root_certificates,
             token_scope=settings.token_scope,
         )
-        self._settings = settings
-        self._owned_credential = settings.token_credential if settings.owns_credential else None
-
-    @property
-    def taskhub(self) -> str:
-        """The task hub every call goes to."""
-        return self._settings.taskhub
-
-    @property
-    def connection_string(self) -> DurableTaskSchedulerConnectionString | None:
-        """The parsed connection string, when the client was made from one."""
-        return self._settings.connection_string
-
-    @property
-    def token_credential(self) -> TokenCredentialLike | None:
-        """The credential whose tokens are sent, if any."""
-        return self._settings.token_credential
+        self._keep(settings)
 
     async def __aenter__(self) -> DurableTaskSchedulerClient:
         await super().__aenter__()
@@ -127,8 +110,6 @@ class DurableTaskSchedulerClient(AsyncDurableTaskClient):
         try:
             await super().aclose()
         finally:
-            credential, self._owned_credential = self._owned_credential, None
-            if credential is not None:
-                await close_credential(credential)
+            await self._close_owned_credential()
 
     close = aclose

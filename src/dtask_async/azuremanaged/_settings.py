@@ -11,6 +11,7 @@ from ..transport import Target, TokenCredentialLike, parse_address
 from ._connection_string import DurableTaskSchedulerConnectionString, normalize_resource_id
 
 __all__ = (
+    "SchedulerSettingsMixin",
     "DEFAULT_TASK_HUB",
     "LOCAL_EMULATOR_ENDPOINT",
     "SchedulerSettings",
@@ -218,3 +219,37 @@ def _from_keywords(
         token_scope=scope,
         connection_string=None,
     )
+
+
+class SchedulerSettingsMixin:
+    """What the scheduler client and worker share: their resolved settings, and
+    the credential they close when they created it."""
+
+    _settings: SchedulerSettings
+    _owned_credential: Any
+
+    def _keep(self, settings: SchedulerSettings) -> None:
+        self._settings = settings
+        self._owned_credential = settings.token_credential if settings.owns_credential else None
+
+    @property
+    def taskhub(self) -> str:
+        """The task hub every call goes to."""
+        return self._settings.taskhub
+
+    @property
+    def connection_string(self) -> DurableTaskSchedulerConnectionString | None:
+        """The parsed connection string, when made from one."""
+        return self._settings.connection_string
+
+    @property
+    def token_credential(self) -> TokenCredentialLike | None:
+        """The credential whose tokens are sent, if any."""
+        return self._settings.token_credential
+
+    async def _close_owned_credential(self) -> None:
+        from ._credentials import close_credential
+
+        credential, self._owned_credential = self._owned_credential, None
+        if credential is not None:
+            await close_credential(credential)

@@ -8,13 +8,12 @@ from typing import Any
 from ..transport import ChannelOptions, TokenCredentialLike
 from ..worker import AsyncDurableTaskWorker, ConcurrencyOptions, ReconnectPolicy
 from ._connection_string import DurableTaskSchedulerConnectionString
-from ._credentials import close_credential
-from ._settings import resolve_settings
+from ._settings import SchedulerSettingsMixin, resolve_settings
 
 __all__ = ("DurableTaskSchedulerWorker",)
 
 
-class DurableTaskSchedulerWorker(AsyncDurableTaskWorker):
+class DurableTaskSchedulerWorker(SchedulerSettingsMixin, AsyncDurableTaskWorker):
     """An :class:`~dtask_async.worker.AsyncDurableTaskWorker` for the Durable Task Scheduler.
 
     Takes the same connection settings as
@@ -107,23 +106,7 @@ class DurableTaskSchedulerWorker(AsyncDurableTaskWorker):
             root_certificates=root_certificates,
             token_scope=settings.token_scope,
         )
-        self._settings = settings
-        self._owned_credential = settings.token_credential if settings.owns_credential else None
-
-    @property
-    def taskhub(self) -> str:
-        """The task hub the worker takes work from."""
-        return self._settings.taskhub
-
-    @property
-    def connection_string(self) -> DurableTaskSchedulerConnectionString | None:
-        """The parsed connection string, when the worker was made from one."""
-        return self._settings.connection_string
-
-    @property
-    def token_credential(self) -> TokenCredentialLike | None:
-        """The credential whose tokens are sent, if any."""
-        return self._settings.token_credential
+        self._keep(settings)
 
     async def __aenter__(self) -> DurableTaskSchedulerWorker:
         await super().__aenter__()
@@ -135,6 +118,4 @@ class DurableTaskSchedulerWorker(AsyncDurableTaskWorker):
         try:
             await super().stop(timeout)
         finally:
-            credential, self._owned_credential = self._owned_credential, None
-            if credential is not None:
-                await close_credential(credential)
+            await self._close_owned_credential()
