@@ -700,8 +700,8 @@ class Hub:
         self._clock.clear()
         txn.dirty.clear()
         txn.dirty_entities.clear()
-        for table in self.store.sql.tables:
-            txn.exec(f"DELETE FROM {table}", ())
+        for statement in self.store.sql.wipe:
+            txn.exec(statement, ())
 
     # -- the clock: durable timers, scheduled starts, lease expiry ---------------------
 

@@ -16,6 +16,7 @@ from ._events import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from ._dispatch import Stream
+    from ._sql import Statement
 
 __all__ = (
     "ACTIVITY",
@@ -297,17 +298,17 @@ class Txn:
     transaction is submitted.
     """
 
-    ops: list[tuple[str, Sequence[object], bool]] = field(default_factory=list)
+    ops: list[tuple[Statement, Sequence[object], bool]] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
     dirty: dict[str, Instance] = field(default_factory=dict)
     dirty_entities: dict[str, Entity] = field(default_factory=dict)
 
-    def exec(self, sql: str, params: Sequence[object]) -> None:
-        self.ops.append((sql, params, False))
+    def exec(self, statement: Statement, params: Sequence[object]) -> None:
+        self.ops.append((statement, params, False))
 
-    def many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    def many(self, statement: Statement, rows: Sequence[Sequence[object]]) -> None:
         if rows:
-            self.ops.append((sql, rows, True))
+            self.ops.append((statement, rows, True))
 
     def touch(self, instance: Instance) -> None:
         self.dirty[instance.instance_id] = instance

@@ -362,7 +362,7 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
 
         Like the generated ``add_TaskHubSidecarServiceServicer_to_server``, except that
         ``GetWorkItems`` and ``StreamInstanceHistory`` send the bytes they encoded
-        without re-serializing.
+        without re-serializing, and that no method is registered with the server.
         """
         service = pb.DESCRIPTOR.services_by_name["TaskHubSidecarService"]
         handlers = {}
@@ -382,10 +382,12 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
                 request_deserializer=request_type.FromString,
                 response_serializer=serialize,
             )
+        # Generic handlers only: grpc.aio keeps one pending "next call" future per
+        # registered method and waits on all of them (asyncio.wait) for every call,
+        # which costs more per call than the dictionary lookup of a generic handler.
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(service.full_name, handlers),)
         )
-        server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def _message_class(full_name: str) -> Any:

@@ -34,7 +34,7 @@ import logging
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,8 +42,8 @@ from typing import Any, TypeVar
 import anyio
 
 from .._proto import pb
-from ._events import TERMINAL_STATUSES
 from ._model import Entity, Instance, Txn
+from ._sql import Op, Sql, write_ops
 from ._wire import past_event_entry
 
 __all__ = ("StorageError", "Store", "StoredHub")
@@ -53,8 +53,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = "1"
-
-_TERMINAL_SQL = ",".join(str(int(s)) for s in sorted(TERMINAL_STATUSES))
 
 
 class StorageError(Exception):
@@ -78,108 +76,13 @@ class StoredHub:
     entity_queue: dict[str, list[tuple[int, pb.HistoryEvent]]] = field(default_factory=dict)
 
 
-class Sql:
-    """The statements of one hub, with its (quoted) table names applied."""
-
-    def __init__(self, prefix: str) -> None:
-        def name(table: str) -> str:
-            return '"' + prefix + table + '"'
-
-        inst, hist, inbox = name("instances"), name("history"), name("inbox")
-        timers, acts, meta = name("timers"), name("activities"), name("meta")
-        ents, equeue = name("entities"), name("entity_queue")
-        self.tables = (inst, hist, inbox, timers, acts, ents, equeue)
-        self.schema = (
-            f"CREATE TABLE IF NOT EXISTS {inst} (instance_id TEXT PRIMARY KEY, "
-            "name TEXT NOT NULL, status INTEGER NOT NULL, created_us INTEGER NOT NULL, "
-            "updated_us INTEGER NOT NULL, generation INTEGER NOT NULL, "
-            "parent_generation INTEGER NOT NULL, state BLOB NOT NULL, parent BLOB)",
-            f"CREATE TABLE IF NOT EXISTS {hist} (instance_id TEXT NOT NULL, "
-            "seq INTEGER NOT NULL, event BLOB NOT NULL, PRIMARY KEY (instance_id, seq)) "
-            "WITHOUT ROWID",
-            f"CREATE TABLE IF NOT EXISTS {inbox} (instance_id TEXT NOT NULL, "
-            "seq INTEGER NOT NULL, event BLOB NOT NULL, PRIMARY KEY (instance_id, seq)) "
-            "WITHOUT ROWID",
-            f"CREATE TABLE IF NOT EXISTS {timers} (timer_id INTEGER PRIMARY KEY, "
-            "instance_id TEXT NOT NULL, generation INTEGER NOT NULL, fire_us INTEGER NOT NULL, "
-            "event BLOB NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS {name('timers_by_instance')} ON {timers} (instance_id)",
-            f"CREATE TABLE IF NOT EXISTS {acts} (item_id INTEGER PRIMARY KEY, "
-            "instance_id TEXT NOT NULL, generation INTEGER NOT NULL, request BLOB NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS {name('activities_by_instance')} ON {acts} (instance_id)",
-            f"CREATE TABLE IF NOT EXISTS {ents} (entity_id TEXT PRIMARY KEY, state TEXT, "
-            "modified_us INTEGER NOT NULL, lock_section TEXT, lock_owner TEXT)",
-            f"CREATE TABLE IF NOT EXISTS {equeue} (entity_id TEXT NOT NULL, "
-            "seq INTEGER NOT NULL, event BLOB NOT NULL, PRIMARY KEY (entity_id, seq)) "
-            "WITHOUT ROWID",
-            f"CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        )
-        self.meta_get = f"SELECT value FROM {meta} WHERE key = ?"
-        self.meta_put = f"INSERT OR REPLACE INTO {meta} (key, value) VALUES (?, ?)"
-        self.put_instance = (
-            f"INSERT OR REPLACE INTO {inst} (instance_id, name, status, created_us, "
-            "updated_us, generation, parent_generation, state, parent) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        self.delete_instance = f"DELETE FROM {inst} WHERE instance_id = ?"
-        self.add_history = (
-            f"INSERT OR REPLACE INTO {hist} (instance_id, seq, event) VALUES (?, ?, ?)"
-        )
-        self.clear_history = f"DELETE FROM {hist} WHERE instance_id = ?"
-        self.read_history = f"SELECT event FROM {hist} WHERE instance_id = ? ORDER BY seq"
-        self.add_inbox = (
-            f"INSERT OR REPLACE INTO {inbox} (instance_id, seq, event) VALUES (?, ?, ?)"
-        )
-        self.trim_inbox = f"DELETE FROM {inbox} WHERE instance_id = ? AND seq <= ?"
-        self.clear_inbox = f"DELETE FROM {inbox} WHERE instance_id = ?"
-        self.add_timer = (
-            f"INSERT OR REPLACE INTO {timers} (timer_id, instance_id, generation, fire_us, "
-            "event) VALUES (?, ?, ?, ?, ?)"
-        )
-        self.delete_timer = f"DELETE FROM {timers} WHERE timer_id = ?"
-        self.clear_timers = f"DELETE FROM {timers} WHERE instance_id = ?"
-        self.add_activity = (
-            f"INSERT OR REPLACE INTO {acts} (item_id, instance_id, generation, request) "
-            "VALUES (?, ?, ?, ?)"
-        )
-        self.delete_activity = f"DELETE FROM {acts} WHERE item_id = ?"
-        self.clear_activities = f"DELETE FROM {acts} WHERE instance_id = ?"
-        self.put_entity = (
-            f"INSERT OR REPLACE INTO {ents} (entity_id, state, modified_us, lock_section, "
-            "lock_owner) VALUES (?, ?, ?, ?, ?)"
-        )
-        self.delete_entity = f"DELETE FROM {ents} WHERE entity_id = ?"
-        self.add_entity_message = (
-            f"INSERT OR REPLACE INTO {equeue} (entity_id, seq, event) VALUES (?, ?, ?)"
-        )
-        self.delete_entity_message = f"DELETE FROM {equeue} WHERE entity_id = ? AND seq = ?"
-        self.clear_entity_queue = f"DELETE FROM {equeue} WHERE entity_id = ?"
-        self.load_entities = (
-            f"SELECT entity_id, state, modified_us, lock_section, lock_owner FROM {ents}"
-        )
-        self.load_entity_queue = (
-            f"SELECT entity_id, seq, event FROM {equeue} ORDER BY entity_id, seq"
-        )
-        self.load_instances = f"SELECT state, parent, generation, parent_generation FROM {inst}"
-        self.load_history = (
-            f"SELECT h.instance_id, h.event FROM {hist} AS h JOIN {inst} AS i "
-            f"ON i.instance_id = h.instance_id WHERE i.status NOT IN ({_TERMINAL_SQL}) "
-            "ORDER BY h.instance_id, h.seq"
-        )
-        self.load_inbox = f"SELECT instance_id, seq, event FROM {inbox} ORDER BY instance_id, seq"
-        self.load_timers = f"SELECT timer_id, instance_id, generation, fire_us, event FROM {timers}"
-        self.load_activities = (
-            f"SELECT item_id, instance_id, generation, request FROM {acts} ORDER BY item_id"
-        )
-
-
 class _Batch:
     """Writes (and reads) that will share one transaction."""
 
     __slots__ = ("after", "future", "ops", "reads")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.ops: list[tuple[str, Sequence[Any], bool]] = []
+        self.ops: list[Op] = []
         self.after: list[Callable[[], None]] = []
         self.reads: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self.future: asyncio.Future[None] = loop.create_future()
@@ -433,7 +336,9 @@ class Store:
 
     def _open_sync(self) -> StoredHub:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, cached_statements=512
+        )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
@@ -498,11 +403,7 @@ class Store:
         if batch.ops:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params, many in batch.ops:
-                    if many:
-                        conn.executemany(sql, params)
-                    else:
-                        conn.execute(sql, params)
+                write_ops(conn, batch.ops)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
