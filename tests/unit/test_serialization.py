@@ -3,9 +3,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import gc
 import json
 import types
 import uuid
+import weakref
 from collections import namedtuple
 from typing import NamedTuple
 
@@ -19,6 +21,7 @@ from dtask_async._serialization import (
     decode,
     encode,
     input_type_of,
+    memo_per_callable,
 )
 
 
@@ -149,3 +152,37 @@ def test_input_type_of_reads_the_second_parameter() -> None:
     assert input_type_of(activity) is Order
     assert input_type_of(untyped) is None
     assert input_type_of(no_input) is None
+
+
+def test_memo_per_callable_computes_once_per_live_callable() -> None:
+    calls: list[object] = []
+
+    @memo_per_callable
+    def name_of(fn: object) -> str:
+        calls.append(fn)
+        return repr(fn)
+
+    def first() -> None: ...
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self) -> None: ...
+
+    assert name_of(first) == name_of(first) == repr(first)
+    assert calls == [first]
+    # Values that cannot be weakly referenced (or hashed) are computed every time.
+    assert name_of("by-name") == name_of("by-name") == "'by-name'"
+    odd = Unhashable()
+    assert name_of(odd) == name_of(odd)
+    assert calls == [first, "by-name", "by-name", odd, odd]
+
+    # The memo does not keep a callable alive.
+    def second() -> None: ...
+
+    name_of(second)
+    calls.clear()
+    ref = weakref.ref(second)
+    del second
+    gc.collect()
+    assert ref() is None

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from .._naming import NAME_ATTRIBUTE
+from .._serialization import memo_per_callable
 
 __all__ = ("KIND_ATTRIBUTE", "activity", "orchestration", "result_type_of", "takes_input")
 
@@ -91,6 +92,7 @@ def _result_type_cached(fn: Callable[..., Any]) -> Any:
     return hint
 
 
+@memo_per_callable
 def result_type_of(fn: Any) -> Any:
     """The type ``fn``'s result is rebuilt as: its return annotation, or ``None``.
 
@@ -104,6 +106,7 @@ def result_type_of(fn: Any) -> Any:
         return None
 
 
+@memo_per_callable
 def takes_input(fn: Callable[..., Any]) -> bool:
     """Whether ``fn`` accepts a second positional argument (the input) after the context."""
     try:
