@@ -4,10 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ("NAME_ATTRIBUTE", "name_of")
+__all__ = ("NAME_ATTRIBUTE", "check_sendable", "name_of")
 
 NAME_ATTRIBUTE = "__dtask_name__"
 """Set by ``@task.orchestration(name=...)`` and friends to override the name."""
+
+
+def check_sendable(text: str, what: str) -> str:
+    """Return ``text`` if it can be sent as UTF-8, else raise naming ``what`` and where.
+
+    Python strings may hold lone surrogates (from ``surrogateescape`` decoding, for
+    one), which protobuf refuses with a bare ``UnicodeEncodeError``.
+
+    Raises:
+        ValueError: ``text`` contains a lone surrogate.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} {text!r} contains the lone surrogate {text[exc.start]!r} at position "
+            f"{exc.start}, which cannot be sent as UTF-8"
+        ) from None
+    return text
 
 
 def name_of(target: Any, what: str = "function") -> str:
@@ -22,10 +43,10 @@ def name_of(target: Any, what: str = "function") -> str:
     if isinstance(target, str):
         if not target:
             raise ValueError(f"{what} name is empty")
-        return target
+        return check_sendable(target, f"{what} name")
     explicit = getattr(target, NAME_ATTRIBUTE, None)
     if isinstance(explicit, str) and explicit:
-        return explicit
+        return check_sendable(explicit, f"{what} name")
     name = getattr(target, "__name__", None)
     if isinstance(name, str) and name and name != "<lambda>":
         return name

@@ -31,7 +31,7 @@ from dtask_async.azuremanaged import (
 )
 from dtask_async.backend import EmbeddedBackend
 from dtask_async.client import AsyncDurableTaskClient, OrchestrationState, OrchestrationStatus
-from dtask_async.entities import DurableEntity
+from dtask_async.entities import DurableEntity, EntityInstanceId
 from dtask_async.worker import AsyncDurableTaskWorker, ReconnectPolicy
 from tests.conftest import free_port
 
@@ -99,8 +99,28 @@ def gate(ctx: task.OrchestrationContext, _: Any) -> Any:
     return (yield ctx.wait_for_external_event("open"))
 
 
+def call_unsendable(ctx: task.OrchestrationContext, _: Any) -> Any:
+    return (yield ctx.call_activity(SURROGATE, input=1))
+
+
+def wait_unsendable(ctx: task.OrchestrationContext, _: Any) -> Any:
+    return (yield ctx.wait_for_external_event(SURROGATE))
+
+
+def send_unsendable(ctx: task.OrchestrationContext, _: Any) -> None:
+    ctx.send_event("gate", SURROGATE, data=1)
+
+
+def signal_unsendable(ctx: task.OrchestrationContext, _: Any) -> None:
+    ctx.signal_entity(EntityInstanceId("counter", "k"), SURROGATE)
+
+
 ORCHESTRATORS = (
     call,
+    call_unsendable,
+    wait_unsendable,
+    send_unsendable,
+    signal_unsendable,
     output_object,
     output_surrogate,
     raise_surrogate,
@@ -224,6 +244,53 @@ async def test_bad_values_inside_workflows_fail_only_their_orchestration(
     assert (await _run(client, echo, [1, "two"])).serialized_output == '[1,"two"]'
     internal = [r for r in caplog.records if "internal error" in r.getMessage()]
     assert not internal, internal[0].getMessage()
+
+
+# -- names that cannot be sent -----------------------------------------------------------
+
+
+async def test_names_that_cannot_be_sent_are_refused_by_the_client() -> None:
+    """Promise (DESIGN §7): an orchestrator, event or entity-operation name holding a
+    lone surrogate (text decoded with ``surrogateescape``) is refused by the client
+    with a ValueError naming the name and the position, before anything is sent."""
+    nowhere = f"127.0.0.1:{free_port()}"
+    async with AsyncDurableTaskClient(host_address=nowhere) as client:
+        calls = [
+            ("orchestrator name", client.schedule_new_orchestration(SURROGATE)),
+            ("event name", client.raise_orchestration_event("some-id", SURROGATE)),
+            (
+                "entity operation name",
+                client.signal_entity(EntityInstanceId("counter", "k"), SURROGATE),
+            ),
+        ]
+        for what, call_ in calls:
+            with pytest.raises(ValueError, match="lone surrogate") as info:
+                await call_
+            assert str(info.value).startswith(f"{what} {SURROGATE!r}")
+            assert "position 4" in str(info.value)
+
+
+async def test_names_that_cannot_be_sent_fail_only_their_orchestration(
+    worker: AsyncDurableTaskWorker, client: AsyncDurableTaskClient
+) -> None:
+    """Promise (DESIGN §7): an orchestrator that calls an activity, waits for or sends
+    an event, or signals an entity operation under a name with a lone surrogate fails
+    at that call with a message naming the name; the worker keeps serving the rest."""
+    cases: list[tuple[Any, Any, str]] = [
+        (call_unsendable, None, "activity name"),
+        (wait_unsendable, None, "event name"),
+        (send_unsendable, None, "event name"),
+        (signal_unsendable, None, "entity operation name"),
+    ]
+    states = await asyncio.gather(*(_run(client, fn, value) for fn, value, _ in cases))
+    for (fn, _, what), state in zip(cases, states, strict=True):
+        assert state.runtime_status is OrchestrationStatus.FAILED, fn.__name__
+        assert state.failure_details is not None
+        assert state.failure_details.error_type == "ValueError"
+        assert f"{what} 'bad \\udcff text' contains the lone surrogate" in (
+            state.failure_details.message
+        ), state.failure_details.message
+    assert (await _run(client, echo, "fine")).serialized_output == '"fine"'
 
 
 # -- unknown names ---------------------------------------------------------------------

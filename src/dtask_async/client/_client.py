@@ -13,7 +13,7 @@ import grpc
 
 from .._errors import InvalidInstanceIdError, RPCTimeoutError
 from .._models import OrchestrationStatus
-from .._naming import name_of
+from .._naming import check_sendable, name_of
 from .._proto import Duration, Int32Value, pb
 from .._protoutil import sv, to_timestamp, utcnow
 from .._serialization import encode
@@ -275,6 +275,7 @@ class AsyncDurableTaskClient:
 
         Raises:
             PayloadError: the data cannot be JSON-encoded (nothing was sent).
+            ValueError: the event name is empty or cannot be sent as UTF-8.
             OrchestrationNotFoundError: there is no such instance.
             InvalidOperationError: the instance has finished (on servers that
                 say so; some accept and drop the event).
@@ -282,6 +283,7 @@ class AsyncDurableTaskClient:
         validate_instance_id(instance_id)
         if not event_name:
             raise ValueError("event_name is empty")
+        check_sendable(event_name, "event name")
         request = pb.RaiseEventRequest(
             instanceId=instance_id,
             name=event_name,
@@ -544,6 +546,7 @@ class AsyncDurableTaskClient:
         entity_id = entity_id_of(entity_instance_id, "entity_instance_id")
         if not isinstance(operation_name, str) or not operation_name:
             raise ValueError(f"operation_name must be a non-empty string, got {operation_name!r}")
+        check_sendable(operation_name, "entity operation name")
         request = pb.SignalEntityRequest(
             instanceId=str(entity_id),
             name=operation_name,

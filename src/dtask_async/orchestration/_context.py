@@ -19,7 +19,7 @@ from typing import Any, TypeVar, overload
 
 from .._errors import PayloadError, TaskFailedError
 from .._models import FailureDetails
-from .._naming import name_of
+from .._naming import check_sendable, name_of
 from .._proto import pb
 from .._protoutil import failure_from_exception
 from .._serialization import decode, encode
@@ -376,6 +376,7 @@ class OrchestrationContext:
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"event name must be a non-empty string, got {name!r}")
+        check_sendable(name, "event name")
         event_task: CompletableTask[Any] = CompletableTask(f"event {name!r}")
         wait = _EventWait(event_task, name, data_type)
         key = name.casefold()
@@ -409,6 +410,7 @@ class OrchestrationContext:
             )
         if not isinstance(event_name, str) or not event_name.strip():
             raise ValueError(f"event name must be a non-empty string, got {event_name!r}")
+        check_sendable(event_name, "event name")
         encoded = encode(data, f"data of event {event_name!r}")
         id = self._next_id()
         self._actions[id] = _actions.send_event(id, instance_id, event_name, encoded)
@@ -749,6 +751,7 @@ class OrchestrationContext:
 def _check_operation(operation: object) -> None:
     if not isinstance(operation, str) or not operation:
         raise ValueError(f"entity operation name must be a non-empty string, got {operation!r}")
+    check_sendable(operation, "entity operation name")
 
 
 def _check_retry(policy: object) -> None:
