@@ -5,7 +5,10 @@ queued activity). The dispatcher pairs ready work with open streams that have a 
 slot, round robin, and pushes it at once: streams never poll. Each dispatch creates a
 lease with a fresh completion token:
 
-* completing or abandoning with that token ends the lease;
+* completing or abandoning with that token ends the lease. Abandoned work is ready
+  again at once the first time; work abandoned again without being completed in
+  between waits ``ABANDON_BACKOFF`` seconds, doubling up to ``ABANDON_BACKOFF_MAX``,
+  so a worker that cannot handle an item does not spin on it;
 * a stream that closes leaves its leases *orphaned*: the work is ready again at once,
   and the old token stays valid until the work is sent to another stream;
 * a lease older than ``lease_duration`` expires: the work is ready again and the token
@@ -66,6 +69,12 @@ _FilterMap = dict[str, frozenset[str]]
 # Room left for the instance id, execution id, token and framing of a work item when
 # deciding whether its history still fits in one message.
 _ENVELOPE_BYTES = 4096
+
+ABANDON_BACKOFF = 0.25
+"""Seconds before work abandoned a second time in a row is offered again."""
+ABANDON_BACKOFF_MAX = 15.0
+"""The longest wait before abandoned work is offered again."""
+_ABANDONED_KEPT = 10_000
 
 
 class DispatchHost(Protocol):
@@ -194,6 +203,8 @@ class Dispatcher:
         self.ready_entities: deque[Entity] = deque()
         self.leases: dict[str, Lease] = {}
         self._stale: dict[str, tuple[Stream, str]] = {}
+        # Work abandoned since it was last completed: (kind, id) -> times in a row.
+        self._abandoned: dict[tuple[str, object], int] = {}
         # (expiry, token) in dispatch order: every lease lasts equally long, so this is
         # also expiry order. Only tokens are kept, so finished leases are freed at once.
         self._fifo: deque[tuple[int, str]] = deque()
@@ -468,6 +479,8 @@ class Dispatcher:
 
     def finish(self, lease: Lease) -> None:
         """End ``lease`` (its work was completed or is being given back)."""
+        if self._abandoned:
+            self._abandoned.pop(_work_key(lease), None)
         self.leases.pop(lease.token, None)
         stream = lease.stream
         if stream is not None:
@@ -477,9 +490,33 @@ class Dispatcher:
         _detach(lease)
 
     def abandon(self, lease: Lease) -> None:
-        """End ``lease`` and make its work ready again at once."""
+        """End ``lease`` and make its work ready again: at once the first time, after
+        a growing delay when it is abandoned again without completing in between."""
+        key = _work_key(lease)
+        times = self._abandoned.get(key, 0) + 1
         self.finish(lease)
+        if times == 1:
+            self._reoffer(lease)
+        else:
+            delay = min(ABANDON_BACKOFF * 2 ** (times - 2), ABANDON_BACKOFF_MAX)
+            logger.info(
+                "%s work item abandoned %d times in a row; offering it again in %.2f s",
+                lease.kind,
+                times,
+                delay,
+            )
+            if isinstance(lease, EntityLease) and not lease.entity.retry:
+                lease.entity.retry = list(lease.seqs)
+            asyncio.get_running_loop().call_later(delay, self._reoffer_later, lease)
+        self._abandoned[key] = times
+        if len(self._abandoned) > _ABANDONED_KEPT:  # work dropped while it waited
+            del self._abandoned[next(iter(self._abandoned))]
+
+    def _reoffer_later(self, lease: Lease) -> None:
+        if self._closing:
+            return
         self._reoffer(lease)
+        self.pump()
 
     def revoke(self, lease: Lease | None) -> None:
         """Invalidate ``lease`` without making its work ready (the work is gone)."""
@@ -488,6 +525,8 @@ class Dispatcher:
         self._kill(lease)
 
     def _kill(self, lease: Lease) -> None:
+        if self._abandoned:
+            self._abandoned.pop(_work_key(lease), None)
         del self.leases[lease.token]
         stream = lease.stream
         kind = lease.kind
@@ -548,3 +587,14 @@ def _detach(lease: Lease) -> None:
             lease.item.lease = None
     elif isinstance(lease, EntityLease) and lease.entity.lease is lease:
         lease.entity.lease = None
+
+
+def _work_key(lease: Lease) -> tuple[str, object]:
+    """What ``lease`` works on, the same across its redeliveries."""
+    if isinstance(lease, OrchestrationLease):
+        return (ORCHESTRATION, lease.instance.instance_id)
+    if isinstance(lease, ActivityLease):
+        return (ACTIVITY, lease.item.item_id)
+    if isinstance(lease, EntityLease):
+        return (ENTITY, lease.entity.entity_id)
+    return (lease.kind, lease.token)

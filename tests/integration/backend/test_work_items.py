@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +13,7 @@ import pytest
 
 from dtask_async._proto import Empty, pb
 from dtask_async.backend import EmbeddedBackend
+from dtask_async.backend._dispatch import ABANDON_BACKOFF
 
 from .conftest import ProtocolWorker, complete_orchestration, complete_with, kinds, schedule_task
 
@@ -269,6 +273,54 @@ async def test_abandon_returns_work_at_once(
             pb.AbandonActivityTaskRequest(completionToken=activity.completionToken)
         )
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_work_abandoned_again_and_again_waits_longer_each_time(
+    backend: EmbeddedBackend,
+    stub: Any,
+    protocol_workers: Workers,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker that gives the same item back every time does not spin on it: the
+    second abandon in a row delays the item ABANDON_BACKOFF seconds, doubling each
+    time; completing the work resets the count."""
+    caplog.set_level(logging.INFO, logger="dtask_async.backend")
+    loop = asyncio.get_running_loop()
+    worker = protocol_workers()
+    await start(stub, "spinning")
+    arrivals = []
+    for _ in range(5):
+        item = await worker.next(timeout=10)
+        arrivals.append(loop.time())
+        assert item.orchestratorRequest.instanceId == "spinning"
+        await stub.AbandonTaskOrchestratorWorkItem(
+            pb.AbandonOrchestrationTaskRequest(completionToken=item.completionToken)
+        )
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    for times, gap in enumerate(gaps[1:], start=2):
+        assert gap >= 0.9 * ABANDON_BACKOFF * 2 ** (times - 2), gaps
+    assert "abandoned 4 times in a row" in caplog.text
+
+    item = await worker.next(timeout=10)
+    await stub.CompleteOrchestratorTask(complete_with(item, schedule_task(1, "act")))
+    caplog.clear()
+    activity = await worker.next(timeout=10)
+    await stub.AbandonTaskActivityWorkItem(
+        pb.AbandonActivityTaskRequest(completionToken=activity.completionToken)
+    )
+    activity = await worker.next(timeout=10)
+    await stub.CompleteActivityTask(
+        pb.ActivityResponse(
+            instanceId="spinning", taskId=1, completionToken=activity.completionToken
+        )
+    )
+    item = await worker.next(timeout=10)  # completing reset the instance's count
+    await stub.AbandonTaskOrchestratorWorkItem(
+        pb.AbandonOrchestrationTaskRequest(completionToken=item.completionToken)
+    )
+    again = await worker.next(timeout=10)
+    assert again.orchestratorRequest.instanceId == "spinning"
+    assert "in a row" not in caplog.text
 
 
 async def test_an_instance_never_runs_on_two_workers(
