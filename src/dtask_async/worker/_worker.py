@@ -170,7 +170,13 @@ class AsyncDurableTaskWorker:
         self._connect_timeout = 5.0
         self._stopping = asyncio.Event()
         self._threads: ThreadRunner | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        # Lane loops are plain asyncio tasks: an anyio task group costs several times
+        # more per task, and the worker starts one for most work items.
+        self._lane_tasks: set[asyncio.Task[None]] = set()
+        # The silence watchdog: when the last message arrived, and the stream it
+        # cancelled for saying nothing for too long.
+        self._last_message_at = 0.0
+        self._silenced: Any = None
 
     # -- registration ----------------------------------------------------------------
 
@@ -319,16 +325,22 @@ class AsyncDurableTaskWorker:
         )
 
     async def _run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            self._task_group = tg
-            await self._receive_forever(tg)
+        try:
+            await self._receive_forever()
             await self._drain()
-            tg.cancel_scope.cancel()
+        finally:
+            tasks = list(self._lane_tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                with anyio.CancelScope(shield=True):
+                    await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _receive_forever(self, tg: anyio.abc.TaskGroup) -> None:
+    async def _receive_forever(self) -> None:
         attempt = 0
         while self._active():
             received = False
+            watchdog: asyncio.Task[None] | None = None
             try:
                 if not await self._connection.wait_ready(self._connect_timeout):
                     logger.warning(
@@ -338,6 +350,7 @@ class AsyncDurableTaskWorker:
                     attempt += 1
                     continue
                 self._call = self._connection.stream("GetWorkItems", self._request())
+                watchdog = self._watch_silence(self._call)
                 self._connected.set()
                 logger.info("worker %s connected to %s", self.worker_id, self._connection.target)
                 while (item := await self._next_message(self._call)) is not _END:
@@ -348,7 +361,7 @@ class AsyncDurableTaskWorker:
                         # it when the lease expires.
                         logger.error("ignoring a work item that could not be decoded")
                         continue
-                    self._dispatch(tg, item)
+                    self._dispatch(item)
                 if self._active():
                     logger.info("the server ended the work-item stream; reconnecting")
             except (grpc.RpcError, RPCError) as exc:
@@ -381,6 +394,9 @@ class AsyncDurableTaskWorker:
                     break
                 logger.exception("unexpected error on the work-item stream; reconnecting")
             finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    watchdog = None
                 self._connected.clear()
                 call, self._call = self._call, None
                 if call is not None:
@@ -402,20 +418,47 @@ class AsyncDurableTaskWorker:
         Raises:
             TimeoutError: nothing arrived for ``reconnect.silent_disconnect_timeout`` s.
         """
-        silence = self.reconnect.silent_disconnect_timeout
         try:
-            if silence is None:
-                return await stream.__anext__()
-            with anyio.fail_after(silence):
-                return await stream.__anext__()
+            message = await stream.__anext__()
         except StopAsyncIteration:
             return _END
+        except (asyncio.CancelledError, grpc.RpcError, RPCError):
+            if self._silenced is stream and not _cancelling():
+                self._silenced = None
+                raise TimeoutError from None
+            raise
+        self._last_message_at = asyncio.get_running_loop().time()
+        return message
+
+    def _watch_silence(self, stream: Any) -> asyncio.Task[None] | None:
+        """Cancel ``stream`` once it has said nothing for the silent-disconnect timeout.
+
+        One timer per stream, not one per message: ``_next_message`` only notes when
+        each message arrived.
+        """
+        silence = self.reconnect.silent_disconnect_timeout
+        if silence is None:
+            return None
+        loop = asyncio.get_running_loop()
+        self._last_message_at = loop.time()
+        self._silenced = None
+
+        async def watch() -> None:
+            while True:
+                remaining = self._last_message_at + silence - loop.time()
+                if remaining <= 0:
+                    self._silenced = stream
+                    stream.cancel()
+                    return
+                await asyncio.sleep(remaining)
+
+        return loop.create_task(watch(), name=f"dtask-worker {self.worker_id} silence watchdog")
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with anyio.move_on_after(seconds):
             await self._stopping.wait()
 
-    def _dispatch(self, tg: anyio.abc.TaskGroup, item: pb.WorkItem) -> None:
+    def _dispatch(self, item: pb.WorkItem) -> None:
         which = item.WhichOneof("request")
         if which == "orchestratorRequest":
             kind = _Kind.ORCHESTRATION
@@ -434,7 +477,14 @@ class AsyncDurableTaskWorker:
             return
         lane.running += 1
         self._idle.clear()
-        tg.start_soon(self._lane_loop, lane, item)
+        task = asyncio.get_running_loop().create_task(self._lane_loop(lane, item))
+        self._lane_tasks.add(task)
+        task.add_done_callback(self._lane_done)
+
+    def _lane_done(self, task: asyncio.Task[None]) -> None:
+        self._lane_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a work-item task failed", exc_info=task.exception())
 
     async def _lane_loop(self, lane: _Lane, item: pb.WorkItem) -> None:
         try:
@@ -638,3 +688,10 @@ class AsyncDurableTaskWorker:
         assert self._threads is not None
         work, result = await run_entity_batch(self._registry, item, self._threads)
         await self._send("CompleteEntityTask", result, lambda exc: oversized_result(work, exc))
+
+
+def _cancelling() -> bool:
+    """Whether the current task has been asked to stop (Python 3.11+ can tell)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
