@@ -184,7 +184,7 @@ def encode(value: Any, what: str = "value") -> str | None:
     if value is None:
         return None
     try:
-        text = json.dumps(to_jsonable(value, what), separators=(",", ":"), ensure_ascii=False)
+        text = _ENCODER.encode(to_jsonable(value, what))
     except RecursionError:
         raise PayloadError(f"{what} is too deeply nested (or refers to itself)") from None
     if not text.isascii():
@@ -206,6 +206,12 @@ def _object_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+# One encoder and one decoder for every payload: ``json.dumps``/``json.loads`` build a
+# new one per call whenever an option is given.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder(object_hook=_object_hook)
+
+
 def decode(text: str | None, type_hint: Any = None) -> Any:
     """Decode a JSON payload; an absent or empty payload is ``None``.
 
@@ -221,7 +227,7 @@ def decode(text: str | None, type_hint: Any = None) -> Any:
     if text is None or text == "":
         return None
     try:
-        value = json.loads(text, object_hook=_object_hook)
+        value = _DECODER.decode(text)
     except ValueError as exc:
         snippet = text if len(text) <= 60 else text[:57] + "..."
         raise PayloadError(f"payload is not valid JSON ({exc}): {snippet!r}") from exc
