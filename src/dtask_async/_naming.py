@@ -4,31 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ("NAME_ATTRIBUTE", "check_sendable", "name_of")
+from ._validation import check_sendable
+
+__all__ = ("NAME_ATTRIBUTE", "name_of")
 
 NAME_ATTRIBUTE = "__dtask_name__"
 """Set by ``@task.orchestration(name=...)`` and friends to override the name."""
-
-
-def check_sendable(text: str, what: str) -> str:
-    """Return ``text`` if it can be sent as UTF-8, else raise naming ``what`` and where.
-
-    Python strings may hold lone surrogates (from ``surrogateescape`` decoding, for
-    one), which protobuf refuses with a bare ``UnicodeEncodeError``.
-
-    Raises:
-        ValueError: ``text`` contains a lone surrogate.
-    """
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"{what} {text!r} contains the lone surrogate {text[exc.start]!r} at position "
-            f"{exc.start}, which cannot be sent as UTF-8"
-        ) from None
-    return text
 
 
 def name_of(target: Any, what: str = "function") -> str:

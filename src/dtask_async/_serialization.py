@@ -385,25 +385,20 @@ def memo_per_callable(compute: Callable[[Any], T]) -> Callable[[Any], T]:
     return cached
 
 
-def input_type_of(fn: Callable[..., Any], position: int = 1) -> Any:
-    """The annotation of ``fn``'s parameter at ``position`` (the input), or ``None``.
+@memo_per_callable
+def input_type_of(fn: Callable[..., Any]) -> Any:
+    """The annotation of ``fn``'s input parameter, or ``None``.
 
     Orchestrators, activities and entities take ``(ctx, input)``: the input is the
     second parameter. Unresolvable or missing annotations give ``None``.
     """
-    if position == 1:
-        return _input_type(fn)
-    return _parameter_type(fn, position)
-
-
-def _parameter_type(fn: Callable[..., Any], position: int) -> Any:
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return None
-    if len(params) <= position:
+    if len(params) <= 1:
         return None
-    annotation = params[position].annotation
+    annotation = params[1].annotation
     if annotation is inspect.Parameter.empty:
         return None
     if isinstance(annotation, str):
@@ -411,10 +406,5 @@ def _parameter_type(fn: Callable[..., Any], position: int) -> Any:
             hints = typing.get_type_hints(fn)
         except Exception:
             return None
-        return hints.get(params[position].name)
+        return hints.get(params[1].name)
     return annotation
-
-
-@memo_per_callable
-def _input_type(fn: Callable[..., Any]) -> Any:
-    return _parameter_type(fn, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._errors import InvalidInstanceIdError
 
-__all__ = ("MAX_INSTANCE_ID_LENGTH", "validate_instance_id")
+__all__ = ("MAX_INSTANCE_ID_LENGTH", "check_sendable", "validate_instance_id")
 
 MAX_INSTANCE_ID_LENGTH = 256
 """The longest instance id accepted, in characters."""
@@ -41,3 +41,24 @@ def validate_instance_id(instance_id: object, what: str = "instance id") -> str:
                 f"{index}, which cannot be sent as UTF-8"
             )
     return instance_id
+
+
+def check_sendable(text: str, what: str) -> str:
+    """Return ``text`` if it can be sent as UTF-8, else raise naming ``what`` and where.
+
+    Python strings may hold lone surrogates (from ``surrogateescape`` decoding, for
+    one), which protobuf refuses with a bare ``UnicodeEncodeError``.
+
+    Raises:
+        ValueError: ``text`` contains a lone surrogate.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} {text!r} contains the lone surrogate {text[exc.start]!r} at position "
+            f"{exc.start}, which cannot be sent as UTF-8"
+        ) from None
+    return text

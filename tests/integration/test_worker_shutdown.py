@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dtask_async import OrchestrationStatus, task
-from dtask_async.client import AsyncDurableTaskClient
+from dtask_async.client import AsyncDurableTaskClient, OrchestrationState
 from dtask_async.worker import AsyncDurableTaskWorker
 
 TIMEOUT = 30
@@ -40,6 +40,18 @@ def _worker(address: str, activity: Any, shutdown_timeout: float) -> AsyncDurabl
     return worker
 
 
+async def _finish_elsewhere(
+    address: str, client: AsyncDurableTaskClient, activity: Any, instance_id: str
+) -> OrchestrationState:
+    """Let a second worker, with ``activity`` as ``step``, complete ``instance_id``."""
+    async with _worker(address, activity, shutdown_timeout=1) as second:
+        await second.start()
+        state = await client.wait_for_orchestration_completion(instance_id, timeout=TIMEOUT)
+    assert state is not None
+    assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+    return state
+
+
 async def test_stop_lets_in_flight_work_finish(backend_address: str) -> None:
     gate = Gate()
     async with AsyncDurableTaskClient(host_address=backend_address) as client:
@@ -58,11 +70,7 @@ async def test_stop_lets_in_flight_work_finish(backend_address: str) -> None:
         def must_not_run(ctx: task.ActivityContext, value: int) -> int:
             raise AssertionError("the activity ran twice")
 
-        async with _worker(backend_address, must_not_run, shutdown_timeout=1) as second:
-            await second.start()
-            state = await client.wait_for_orchestration_completion(instance_id, timeout=TIMEOUT)
-    assert state is not None
-    assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+        state = await _finish_elsewhere(backend_address, client, must_not_run, instance_id)
     assert state.result == 2
     assert gate.runs == ["slow"]
 
@@ -84,10 +92,6 @@ async def test_stop_gives_back_work_that_does_not_finish_in_time(
             gate.runs.append("fast")
             return value + 100
 
-        async with _worker(backend_address, fast, shutdown_timeout=1) as second:
-            await second.start()
-            state = await client.wait_for_orchestration_completion(instance_id, timeout=TIMEOUT)
-    assert state is not None
-    assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+        state = await _finish_elsewhere(backend_address, client, fast, instance_id)
     assert state.result == 110
     assert gate.runs == ["slow", "fast"]

@@ -505,8 +505,7 @@ class Dispatcher:
                 times,
                 delay,
             )
-            if isinstance(lease, EntityLease) and not lease.entity.retry:
-                lease.entity.retry = list(lease.seqs)
+            _keep_batch(lease)  # new messages may arrive while it waits
             asyncio.get_running_loop().call_later(delay, self._reoffer_later, lease)
         self._abandoned[key] = times
         if len(self._abandoned) > _ABANDONED_KEPT:  # work dropped while it waited
@@ -546,10 +545,8 @@ class Dispatcher:
         elif isinstance(lease, ActivityLease):
             self.offer_activity(lease.item)
         elif isinstance(lease, EntityLease):
-            entity = lease.entity
-            if not entity.retry:
-                entity.retry = list(lease.seqs)
-            self.offer_entity(entity)
+            _keep_batch(lease)
+            self.offer_entity(lease.entity)
 
     def next_expiry_us(self) -> int | None:
         fifo = self._fifo
@@ -587,6 +584,12 @@ def _detach(lease: Lease) -> None:
             lease.item.lease = None
     elif isinstance(lease, EntityLease) and lease.entity.lease is lease:
         lease.entity.lease = None
+
+
+def _keep_batch(lease: Lease) -> None:
+    """Make an entity's uncompleted batch the first one it is sent next."""
+    if isinstance(lease, EntityLease) and not lease.entity.retry:
+        lease.entity.retry = list(lease.seqs)
 
 
 def _work_key(lease: Lease) -> tuple[str, object]:

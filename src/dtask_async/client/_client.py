@@ -13,11 +13,11 @@ import grpc
 
 from .._errors import InvalidInstanceIdError, RPCTimeoutError
 from .._models import OrchestrationStatus
-from .._naming import check_sendable, name_of
+from .._naming import name_of
 from .._proto import Duration, Int32Value, pb
 from .._protoutil import sv, to_timestamp, utcnow
 from .._serialization import encode
-from .._validation import validate_instance_id
+from .._validation import check_sendable, validate_instance_id
 from ..entities._id import EntityInstanceId, entity_id_of
 from ..transport import ChannelOptions, Connection, TokenCredentialLike, translate_rpc_error
 from ._state import (

@@ -19,11 +19,11 @@ from typing import Any, TypeVar, overload
 
 from .._errors import PayloadError, TaskFailedError
 from .._models import FailureDetails
-from .._naming import check_sendable, name_of
+from .._naming import name_of
 from .._proto import pb
 from .._protoutil import failure_from_exception
 from .._serialization import decode, encode
-from .._validation import validate_instance_id
+from .._validation import check_sendable, validate_instance_id
 from ..entities._id import EntityInstanceId, entity_id_of
 from ..entities._lock import EntityLock
 from . import _actions

@@ -92,7 +92,6 @@ def _result_type_cached(fn: Callable[..., Any]) -> Any:
     return hint
 
 
-@memo_per_callable
 def result_type_of(fn: Any) -> Any:
     """The type ``fn``'s result is rebuilt as: its return annotation, or ``None``.
 
