@@ -1,6 +1,6 @@
 """The dtask-async worker, serving the benchmark's orchestrations.
 
-Usage: python benchmarks/our_worker.py HOST:PORT   (stops on SIGTERM)
+Usage: python benchmarks/our_worker.py HOST:PORT [--no-work-channel]   (stops on SIGTERM)
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ async def main() -> None:
     flows = define(task)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with AsyncDurableTaskWorker(host_address=address, shutdown_timeout=2) as worker:
+    work_channel = "--no-work-channel" not in sys.argv[2:]
+    async with AsyncDurableTaskWorker(
+        host_address=address, shutdown_timeout=2, work_channel=work_channel
+    ) as worker:
         for orchestrator in flows.orchestrators:
             worker.add_orchestrator(orchestrator)
         worker.add_activity(flows.increment)

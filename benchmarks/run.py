@@ -12,6 +12,10 @@ Scenarios:
 
 Worker CPU seconds per activity and peak RSS are read from /proc.
 
+On the embedded backend our worker uses the batched work channel; it also runs a
+third time there without it (``GetWorkItems`` and one call per result, what it does
+on any other server), unless --no-per-item-calls is given.
+
 Usage: python benchmarks/run.py [--rounds 3] [--chain 300] [--fan 2000] [--seq 1000]
 """
 
@@ -123,8 +127,9 @@ def start_backend(kind: str, port: int, tmp: Path) -> subprocess.Popen[bytes]:
 
 def start_worker(sdk: str, address: str) -> subprocess.Popen[bytes]:
     script = HERE / ("official_worker.py" if sdk == "official" else "our_worker.py")
+    extra = ["--no-work-channel"] if sdk == "ours-calls" else []
     process = subprocess.Popen(
-        [sys.executable, str(script), address],
+        [sys.executable, str(script), address, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=HERE,
@@ -191,9 +196,13 @@ async def run(args: argparse.Namespace) -> Results:
                 client = AsyncTaskHubGrpcClient(
                     host_address=address, logger=logging.getLogger("bench.client")
                 )
+                sdks = ["official", "ours"]
+                if backend == "embedded" and args.per_item_calls:
+                    sdks.append("ours-calls")
                 for round_no in range(args.rounds):
-                    order = ["official", "ours"] if round_no % 2 == 0 else ["ours", "official"]
-                    for sdk in order:
+                    # Each round starts with a different worker.
+                    shift = round_no % len(sdks)
+                    for sdk in sdks[shift:] + sdks[:shift]:
                         worker = start_worker(sdk, address)
                         try:
                             for scenario in args.scenarios:
@@ -216,7 +225,7 @@ async def run(args: argparse.Namespace) -> Results:
                                     sample.cpu = sample.cpu / 3  # report CPU per activity
                                 results.samples.append(sample)
                                 print(
-                                    f"  {backend:8} {sdk:8} {scenario:5} round {round_no}: "
+                                    f"  {backend:8} {sdk:10} {scenario:5} round {round_no}: "
                                     f"{sample.rate:8.0f}/s  "
                                     f"cpu {sample.cpu_per_unit_ms:.3f} ms/unit  "
                                     f"rss {sample.rss_mib:.0f} MiB",
@@ -237,16 +246,19 @@ def report(results: Results, args: argparse.Namespace) -> str:
         "| CPU/activity ratio | peak RSS ratio |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for backend in args.backends:
+    rows = [(backend, "ours", backend) for backend in args.backends]
+    if "embedded" in args.backends and args.per_item_calls:
+        rows.append(("embedded", "ours-calls", "embedded, no work channel"))
+    for backend, sdk, label in rows:
         for scenario in args.scenarios:
             theirs = results.median(backend, "official", scenario, "rate")
-            ours = results.median(backend, "ours", scenario, "rate")
+            ours = results.median(backend, sdk, scenario, "rate")
             cpu_theirs = results.median(backend, "official", scenario, "cpu_per_unit_ms")
-            cpu_ours = results.median(backend, "ours", scenario, "cpu_per_unit_ms")
+            cpu_ours = results.median(backend, sdk, scenario, "cpu_per_unit_ms")
             rss_theirs = results.median(backend, "official", scenario, "rss_mib")
-            rss_ours = results.median(backend, "ours", scenario, "rss_mib")
+            rss_ours = results.median(backend, sdk, scenario, "rss_mib")
             lines.append(
-                f"| {backend} | {scenario} | {theirs:,.0f} {units[scenario]} | "
+                f"| {label} | {scenario} | {theirs:,.0f} {units[scenario]} | "
                 f"{ours:,.0f} {units[scenario]} | **{ours / theirs:.2f}x** | "
                 f"{cpu_ours / cpu_theirs:.2f} | {rss_ours / rss_theirs:.2f} |"
             )
@@ -264,6 +276,13 @@ def main() -> None:
     parser.add_argument("--backends", default="official,embedded", type=lambda s: s.split(","))
     parser.add_argument("--scenarios", default="chain,fan,seq", type=lambda s: s.split(","))
     parser.add_argument("--output", type=Path, default=Path("bench-results/latest.json"))
+    parser.add_argument(
+        "--no-per-item-calls",
+        dest="per_item_calls",
+        action="store_false",
+        help="on the embedded backend, skip the extra run of our worker without the\n"
+        "batched work channel (GetWorkItems and one call per result)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"dtask-async benchmark on {os.cpu_count()} cores; {args.rounds} rounds", flush=True)

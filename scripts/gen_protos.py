@@ -17,12 +17,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
-PROTO_FILE = "orchestrator_service.proto"
+PROTO_FILES = ("orchestrator_service.proto", "work_channel.proto")
 OUTPUT_DIR = ROOT / "src" / "dtask_async" / "_proto"
 GENERATED = (
     "orchestrator_service_pb2.py",
     "orchestrator_service_pb2.pyi",
     "orchestrator_service_pb2_grpc.py",
+    "work_channel_pb2.py",
+    "work_channel_pb2.pyi",
 )
 
 
@@ -63,6 +65,16 @@ def _rewrite_grpc(text: str) -> str:
     )
 
 
+def _rewrite_channel_pb2(text: str) -> str:
+    text = _replace_once(
+        text,
+        "import orchestrator_service_pb2 as orchestrator__service__pb2\n",
+        "from . import orchestrator_service_pb2 as orchestrator__service__pb2\n",
+        "work_channel_pb2",
+    )
+    return _rewrite_pb2(text)
+
+
 def generate(output_dir: Path) -> list[Path]:
     """Generate the stubs into ``output_dir`` and return the written paths."""
     from grpc_tools import protoc  # imported here: a build-time dependency only
@@ -77,13 +89,14 @@ def generate(output_dir: Path) -> list[Path]:
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",
-            str(PROTO_DIR / PROTO_FILE),
+            *(str(PROTO_DIR / name) for name in PROTO_FILES),
         ]
         if protoc.main(args) != 0:
             raise RuntimeError("protoc failed; see the messages above")
         rewrites = {
             "orchestrator_service_pb2.py": _rewrite_pb2,
             "orchestrator_service_pb2_grpc.py": _rewrite_grpc,
+            "work_channel_pb2.py": _rewrite_channel_pb2,
         }
         written = []
         for name in GENERATED:

@@ -50,6 +50,9 @@ class DurableTaskSchedulerWorker(SchedulerSettingsMixin, AsyncDurableTaskWorker)
         worker_id: sent as the ``workerid`` header; a unique default.
         metadata: extra headers for every call.
         root_certificates: PEM root certificates for TLS, when not the system's.
+        work_channel: use the embedded backend's batched work channel when the
+            server offers it. ``None`` (the default) tries it only without a
+            credential (a local emulator); the scheduler itself does not offer it.
 
     Raises:
         ConnectionStringError: the connection string is invalid or names no task
@@ -78,6 +81,7 @@ class DurableTaskSchedulerWorker(SchedulerSettingsMixin, AsyncDurableTaskWorker)
         worker_id: str | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         root_certificates: bytes | None = None,
+        work_channel: bool | None = None,
     ) -> None:
         settings = resolve_settings(
             type(self).__name__,
@@ -105,6 +109,9 @@ class DurableTaskSchedulerWorker(SchedulerSettingsMixin, AsyncDurableTaskWorker)
             metadata=metadata,
             root_certificates=root_certificates,
             token_scope=settings.token_scope,
+            work_channel=(
+                settings.token_credential is None if work_channel is None else work_channel
+            ),
         )
         self._keep(settings)
 

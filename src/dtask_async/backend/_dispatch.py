@@ -58,7 +58,7 @@ from ._model import (
 )
 from ._options import BackendOptions
 from ._validation import RpcFailure
-from ._wire import HEALTH_PING, activity_work_item, orchestrator_work_item
+from ._wire import HEALTH_PING, activity_work_item, channel_item, orchestrator_work_item
 
 __all__ = ("ACTIVITY", "ENTITY", "ORCHESTRATION", "Dispatcher", "Stream")
 
@@ -151,6 +151,7 @@ class Stream:
         self.stale: set[str] = set()
         self.closed = False
         self._outbox: deque[bytes] = deque()
+        self._outcomes: list[bytes] = []
         self._wake = asyncio.Event()
 
     def free(self, kind: str) -> int:
@@ -161,6 +162,11 @@ class Stream:
 
     def push(self, item: bytes) -> None:
         self._outbox.append(item)
+        self._wake.set()
+
+    def push_outcome(self, outcome: bytes) -> None:
+        """Queue an encoded ``ChannelDown.outcomes`` entry (work channel streams)."""
+        self._outcomes.append(outcome)
         self._wake.set()
 
     def end(self) -> None:
@@ -180,6 +186,32 @@ class Stream:
             if not self._outbox:
                 return None if self.closed else HEALTH_PING
         return self._outbox.popleft()
+
+    async def next_batch(self, ping_interval: float, max_bytes: int) -> bytes | None:
+        """The next ``ChannelDown`` message of a work channel: every waiting outcome
+        and as many waiting work items as fit in ``max_bytes`` (at least one); a
+        ``HealthPing`` after ``ping_interval`` idle seconds; ``None`` once ended.
+        """
+        if not self._outbox and not self._outcomes:
+            if self.closed:
+                return None
+            self._wake.clear()
+            with anyio.move_on_after(ping_interval):
+                await self._wake.wait()
+            if not self._outbox and not self._outcomes:
+                return None if self.closed else channel_item(HEALTH_PING)
+        parts = self._outcomes
+        self._outcomes = []
+        size = sum(map(len, parts))
+        outbox = self._outbox
+        while outbox:
+            entry = channel_item(outbox[0])
+            if parts and size + len(entry) > max_bytes:
+                break
+            outbox.popleft()
+            parts.append(entry)
+            size += len(entry)
+        return b"".join(parts)
 
     def __repr__(self) -> str:
         return f"<Stream {self.stream_id} used={self.used} max={self.max}>"

@@ -53,6 +53,10 @@ class _Hubs:
         return self.options.health_ping_interval
 
     @property
+    def max_message_size(self) -> int:
+        return self.options.max_message_size
+
+    @property
     def history_chunk_size(self) -> int:
         # A chunk must also fit in one message, with room for its framing.
         return max(1, min(self.options.history_chunk_size, self.options.max_message_size - 1024))

@@ -9,6 +9,7 @@ server down.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -17,13 +18,14 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import grpc
 
-from .._proto import Empty, pb, pb_grpc
+from .._proto import Empty, pb, pb_grpc, wc
 from . import _entity_operations as entity_ops, _operations as ops
+from ._dispatch import Stream
 from ._hub import Hub, not_found
 from ._model import ACTIVITY, ENTITY, ORCHESTRATION, Txn
 from ._store import StorageError
 from ._validation import RpcFailure, check_instance_id
-from ._wire import history_chunks
+from ._wire import channel_hello, channel_outcome, history_chunks
 
 __all__ = ("Servicer",)
 
@@ -34,6 +36,20 @@ _Resp = TypeVar("_Resp")
 
 # Streaming methods whose responses the servicer encodes itself (see ``_wire``).
 _PRE_ENCODED = frozenset({"GetWorkItems", "StreamInstanceHistory"})
+
+# Room left in a work channel batch for gRPC's own framing.
+_BATCH_MARGIN = 1024
+
+_COMPLETERS: dict[str, tuple[str, Callable[[Hub, Any], Awaitable[None]]]] = {
+    "orchestrator": ("CompleteOrchestratorTask", ops.complete_orchestration),
+    "activity": ("CompleteActivityTask", ops.complete_activity),
+    "entity": ("CompleteEntityTask", entity_ops.complete_entity),
+}
+_ABANDONS = {
+    "abandon_orchestrator": ("AbandonTaskOrchestratorWorkItem", ORCHESTRATION),
+    "abandon_activity": ("AbandonTaskActivityWorkItem", ACTIVITY),
+    "abandon_entity": ("AbandonTaskEntityWorkItem", ENTITY),
+}
 
 
 class HubSource(Protocol):
@@ -46,6 +62,9 @@ class HubSource(Protocol):
 
     @property
     def history_chunk_size(self) -> int: ...
+
+    @property
+    def max_message_size(self) -> int: ...
 
 
 def _failure_of(exc: Exception, method: str) -> RpcFailure:
@@ -290,6 +309,127 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
         finally:
             hub.dispatcher.close_stream(stream)
 
+    # -- the batched work channel (proto/work_channel.proto) --------------------------
+
+    async def Connect(
+        self, requests: AsyncIterator[wc.ChannelUp], context: Any
+    ) -> AsyncIterator[bytes]:
+        """``WorkChannel.Connect``: ``GetWorkItems`` and the completion calls on one
+        call, in batches. Each completion is handled as its unary call would be, and
+        its outcome (OK once durable, or the status the call would fail with) goes
+        back in a later batch."""
+        try:
+            hub = await self._hub(context)
+            first = await requests.__anext__()
+            if not first.HasField("open"):
+                raise RpcFailure(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "the first message of a work channel must carry `open`",
+                )
+            stream = hub.dispatcher.open_stream(first.open)
+        except StopAsyncIteration:
+            return
+        except Exception as exc:
+            failure = _failure_of(exc, "WorkChannel.Connect")
+            await context.abort(failure.code, failure.message)
+            return
+        limit = self._hubs.max_message_size
+        peer_limit = first.max_receive_bytes or limit
+        batch_bytes = max(1, min(limit, peer_limit) - _BATCH_MARGIN)
+        interval = self._hubs.ping_interval
+        handling: set[asyncio.Task[None]] = set()
+        reader = asyncio.get_running_loop().create_task(
+            self._read_completions(hub, stream, requests, first, handling)
+        )
+        try:
+            yield channel_hello(limit)
+            while True:
+                batch = await stream.next_batch(interval, batch_bytes)
+                if batch is None:
+                    return
+                yield batch
+        finally:
+            reader.cancel()
+            hub.dispatcher.close_stream(stream)
+
+    async def _read_completions(
+        self,
+        hub: Hub,
+        stream: Stream,
+        requests: AsyncIterator[wc.ChannelUp],
+        first: wc.ChannelUp,
+        handling: set[asyncio.Task[None]],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        message = first
+        try:
+            while True:
+                for completion in message.completions:
+                    which = completion.WhichOneof("result") or ""
+                    completer = _COMPLETERS.get(which)
+                    if completer is not None:
+                        method, complete = completer
+                        # Handled concurrently, like unary calls: their commits share
+                        # one group commit.
+                        task = loop.create_task(
+                            self._complete(
+                                hub,
+                                stream,
+                                completion.id,
+                                method,
+                                complete,
+                                getattr(completion, which),
+                            )
+                        )
+                        handling.add(task)
+                        task.add_done_callback(handling.discard)
+                    else:
+                        stream.push_outcome(self._abandon(hub, completion, which))
+                message = await requests.__anext__()
+        except StopAsyncIteration:
+            stream.end()  # the worker is done with the channel
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the call broke: its writer ends it too
+            logger.debug("work channel %s: %s", stream, exc)
+            stream.end()
+
+    @staticmethod
+    async def _complete(
+        hub: Hub,
+        stream: Stream,
+        completion_id: int,
+        method: str,
+        complete: Callable[[Hub, Any], Awaitable[None]],
+        payload: Any,
+    ) -> None:
+        try:
+            await complete(hub, payload)
+        except Exception as exc:
+            failure = _failure_of(exc, method)
+            stream.push_outcome(
+                channel_outcome(completion_id, failure.code.value[0], failure.message)
+            )
+        else:
+            stream.push_outcome(channel_outcome(completion_id))
+
+    @staticmethod
+    def _abandon(hub: Hub, completion: wc.Completion, which: str) -> bytes:
+        abandon = _ABANDONS.get(which)
+        if abandon is None:
+            return channel_outcome(
+                completion.id,
+                grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                f"completion {completion.id} of the work channel carries no result",
+            )
+        method, kind = abandon
+        try:
+            ops.abandon(hub, getattr(completion, which).completionToken, kind)
+        except Exception as exc:
+            failure = _failure_of(exc, method)
+            return channel_outcome(completion.id, failure.code.value[0], failure.message)
+        return channel_outcome(completion.id)
+
     @_guarded
     async def CompleteOrchestratorTask(
         self, request: pb.OrchestratorResponse, context: Any
@@ -385,8 +525,19 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
         # Generic handlers only: grpc.aio keeps one pending "next call" future per
         # registered method and waits on all of them (asyncio.wait) for every call,
         # which costs more per call than the dictionary lookup of a generic handler.
+        channel = wc.DESCRIPTOR.services_by_name["WorkChannel"]
+        channel_handlers = {
+            "Connect": grpc.stream_stream_rpc_method_handler(
+                self.Connect,
+                request_deserializer=wc.ChannelUp.FromString,
+                response_serializer=_as_bytes,
+            )
+        }
         server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+            (
+                grpc.method_handlers_generic_handler(service.full_name, handlers),
+                grpc.method_handlers_generic_handler(channel.full_name, channel_handlers),
+            )
         )
 
 

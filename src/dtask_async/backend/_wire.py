@@ -41,6 +41,13 @@ _STRING_VALUE = 0x0A  # field 1
 HEALTH_PING = b"\x22\x00"
 """A ``WorkItem`` whose ``healthPing`` (field 4) is set and empty."""
 
+_DOWN_ITEM = 0x0A  # ChannelDown.items, field 1
+_DOWN_OUTCOME = 0x12  # ChannelDown.outcomes, field 2
+_DOWN_LIMIT = 0x18  # ChannelDown.max_receive_bytes, field 3, varint
+_OUTCOME_ID = 0x08  # Outcome.id, field 1, varint
+_OUTCOME_CODE = 0x10  # Outcome.code, field 2, varint
+_OUTCOME_MESSAGE = 0x1A  # Outcome.message, field 3
+
 
 def _varint(value: int) -> bytes:
     out = bytearray()
@@ -125,3 +132,26 @@ def history_chunks(past_events: bytes | bytearray, max_bytes: int) -> Iterator[b
         position = entry_end
     if chunk:
         yield bytes(chunk)
+
+
+# -- the batched work channel (proto/work_channel.proto) ---------------------------------
+
+
+def channel_item(item: bytes) -> bytes:
+    """One encoded ``ChannelDown.items`` entry for a serialized ``WorkItem``."""
+    return _field(_DOWN_ITEM, item)
+
+
+def channel_outcome(completion_id: int, code: int = 0, message: str = "") -> bytes:
+    """One encoded ``ChannelDown.outcomes`` entry: ``code`` 0 is OK."""
+    body = bytes((_OUTCOME_ID,)) + _varint(completion_id)
+    if code:
+        body += bytes((_OUTCOME_CODE,)) + _varint(code)
+    if message:
+        body += _field(_OUTCOME_MESSAGE, message.encode("utf-8", "replace"))
+    return _field(_DOWN_OUTCOME, body)
+
+
+def channel_hello(max_receive_bytes: int) -> bytes:
+    """The first ``ChannelDown`` of a call: the server's receive limit, nothing else."""
+    return bytes((_DOWN_LIMIT,)) + _varint(max_receive_bytes)

@@ -172,6 +172,13 @@ class Connection:
                 self.tokens.invalidate()
             raise translate_rpc_error(exc, method=method, target=self.target) from exc
 
+    def stream_stream(self, path: str, response_deserializer: Any) -> Any:
+        """A ``grpc.aio`` multi-callable for the bidirectional method ``path``; its
+        requests are sent as the bytes they are (already serialized)."""
+        self._open()
+        assert self._channel is not None
+        return self._channel.stream_stream(path, response_deserializer=response_deserializer)
+
     def stream(self, method: str, request: Any, *, timeout: float | None = None) -> Stream:
         """A server-streaming call, started when first iterated (``async for``).
 

@@ -20,7 +20,7 @@ from .._errors import (
 )
 from ._address import Target
 
-__all__ = ("translate_rpc_error",)
+__all__ = ("status_error", "translate_rpc_error")
 
 _BY_CODE: dict[grpc.StatusCode, type[RPCError]] = {
     grpc.StatusCode.UNAVAILABLE: ServerUnavailableError,
@@ -74,3 +74,29 @@ def translate_rpc_error(
     else:
         message = f"{method} failed with {code.name}: {details}"
     return cls(message, code=code.name, details=details, method=method)
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class _Status:
+    """A status that did not come as an exception (a work channel outcome)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code = code
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def status_error(
+    code: int, details: str, *, method: str, target: Target | None = None
+) -> DurableTaskError:
+    """The dtask-async error for a status given as a number and a message, as
+    :func:`translate_rpc_error` makes it for a failed call."""
+    status = _Status(_CODES.get(code, grpc.StatusCode.UNKNOWN), details)
+    return translate_rpc_error(status, method=method, target=target)

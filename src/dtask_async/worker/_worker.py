@@ -22,6 +22,8 @@ from .._proto import pb
 from .._protoutil import failure_to_pb, sv
 from ..orchestration import OrchestrationRunner
 from ..transport import ChannelOptions, Connection, TokenCredentialLike, translate_rpc_error
+from ..transport._errors import status_error
+from ..transport._work_channel import ChannelClosed, WorkChannel
 from ._activities import run_activity
 from ._entities import oversized_result, run_entity_batch
 from ._options import ConcurrencyOptions, ReconnectPolicy
@@ -67,6 +69,17 @@ class _Lane:
         self.waiting: collections.deque[pb.WorkItem] = collections.deque()
 
 
+# Codes that say nothing about whether the server serves the work channel.
+_TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    }
+)
+
 _END = object()
 """Returned by ``_next_message`` when the server ended the stream."""
 
@@ -109,6 +122,10 @@ class AsyncDurableTaskWorker:
         worker_id: sent as the ``workerid`` header; a unique default.
         metadata: extra headers for every call.
         root_certificates: PEM root certificates for TLS, when not the system's.
+        work_channel: take work and send results over the batched work channel when
+            the server offers it (the embedded backend does; other servers answer
+            UNIMPLEMENTED once, and the worker uses ``GetWorkItems`` and a call per
+            result, as it does with ``False``).
     """
 
     def __init__(
@@ -128,8 +145,10 @@ class AsyncDurableTaskWorker:
         metadata: Sequence[tuple[str, str]] = (),
         root_certificates: bytes | None = None,
         token_scope: str | None = None,
+        work_channel: bool = True,
     ) -> None:
         self.worker_id = worker_id or _default_worker_id()
+        self._use_channel = work_channel
         self._connection = Connection(
             host_address=host_address,
             taskhub=taskhub,
@@ -349,24 +368,29 @@ class AsyncDurableTaskWorker:
                     )
                     attempt += 1
                     continue
-                self._call = self._connection.stream("GetWorkItems", self._request())
+                channel = self._open_call()
                 watchdog = self._watch_silence(self._call)
                 self._connected.set()
                 logger.info("worker %s connected to %s", self.worker_id, self._connection.target)
-                while (item := await self._next_message(self._call)) is not _END:
+                while (message := await self._next_message(self._call)) is not _END:
                     received = True
-                    if item is None:
+                    if channel is not None:
+                        for item in message.items:
+                            self._dispatch(item)
+                    elif message is None:
                         # grpc yields None for a message it cannot decode (and logs why).
                         # Without its token it cannot be abandoned: the server redelivers
                         # it when the lease expires.
                         logger.error("ignoring a work item that could not be decoded")
-                        continue
-                    self._dispatch(item)
+                    else:
+                        self._dispatch(message)
                 if self._active():
                     logger.info("the server ended the work-item stream; reconnecting")
             except (grpc.RpcError, RPCError) as exc:
                 if not self._active():
                     break
+                if self._no_channel_here(exc):
+                    continue
                 error = (
                     exc
                     if isinstance(exc, RPCError)
@@ -411,6 +435,39 @@ class AsyncDurableTaskWorker:
             attempt += 1
             logger.info("reconnecting to %s in %.2f s", self._connection.target, delay)
             await self._sleep_unless_stopping(delay)
+
+    def _open_call(self) -> WorkChannel | None:
+        """Set ``_call`` to a new work channel, or to a ``GetWorkItems`` stream when
+        the server has no channel; return the channel, if that is what it is."""
+        if self._use_channel:
+            channel = WorkChannel(
+                self._connection,
+                self._request(),
+                receive_limit=self._connection.options.max_receive_message_bytes,
+            )
+            self._call = channel
+            return channel
+        self._call = self._connection.stream("GetWorkItems", self._request())
+        return None
+
+    def _no_channel_here(self, exc: grpc.RpcError | RPCError) -> bool:
+        """Whether ``exc`` says that the server does not serve the work channel: then
+        the worker uses ``GetWorkItems`` from now on."""
+        call = self._call
+        if not isinstance(call, WorkChannel) or call.opened or isinstance(exc, RPCError):
+            return False
+        code_of = getattr(exc, "code", None)
+        code = code_of() if callable(code_of) else None
+        # Only an answer from a server that is there and lets us in says "not here".
+        if code in _TRANSIENT:
+            return False
+        self._use_channel = False
+        logger.info(
+            "%s does not serve the batched work channel (%s); using GetWorkItems",
+            self._connection.target,
+            code.name if code is not None else exc,
+        )
+        return True
 
     async def _next_message(self, stream: Any) -> Any:
         """The next message of ``stream``, or ``_END``.
@@ -537,9 +594,30 @@ class AsyncDurableTaskWorker:
         method, request_type = _ABANDON_METHOD[kind]
         try:
             with anyio.fail_after(5):
-                await self._connection.call(method, request_type(completionToken=token))
+                await self._call_or_channel(method, request_type(completionToken=token))
         except (RPCError, TimeoutError) as exc:
             logger.warning("could not abandon a %s work item: %s", kind.value, exc)
+
+    async def _call_or_channel(self, method: str, request: Any) -> None:
+        """Send ``request`` in the work channel's next batch when it is open, else
+        (or when the channel ends before the answer) as a unary call.
+
+        Raises:
+            RPCError: the server refused it, as the unary call would raise.
+        """
+        channel = self._call
+        if isinstance(channel, WorkChannel) and channel.usable:
+            try:
+                outcome = await channel.complete(method, request.SerializeToString())
+            except ChannelClosed:
+                pass  # it may not have arrived: the unary call tells
+            else:
+                if outcome.code:
+                    raise status_error(
+                        outcome.code, outcome.message, method=method, target=self._connection.target
+                    )
+                return
+        await self._connection.call(method, request)
 
     async def _complete(self, method: str, response: Any) -> bool:
         """Send a work item's result; whether the server accepted it.
@@ -548,7 +626,7 @@ class AsyncDurableTaskWorker:
             PayloadTooLargeError: the server's message limit is below the result's size.
         """
         try:
-            await self._connection.call(method, response)
+            await self._call_or_channel(method, response)
             return True
         except RPCError as exc:  # (PayloadTooLargeError is not one: it propagates)
             # A stale token (the lease expired or the stream dropped) or a server
