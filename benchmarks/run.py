@@ -1,9 +1,10 @@
 """Side-by-side benchmark: the dtask-async worker against the official worker.
 
-Each worker runs in a process of its own, one at a time, against the same
-backend (the official in-memory backend, then the dtask-async embedded
-backend, each also in its own process). The driver is the official async
-client. Rounds alternate which worker goes first; the table reports medians.
+Each worker runs in a process of its own, one at a time, against the same kind
+of backend (the official in-memory backend, then the dtask-async embedded
+backend), started afresh in its own process for each worker's run. The driver is
+the official async client. Rounds alternate which worker goes first; the table
+reports medians.
 
 Scenarios:
   chain  N orchestrations of 3 sequential activities   (orchestrations/s)
@@ -182,61 +183,69 @@ async def drive(client: Any, scenario: str, size: int) -> int:
 
 
 async def run(args: argparse.Namespace) -> Results:
-    from durabletask.client import AsyncTaskHubGrpcClient
-
     results = Results()
-    sizes = {"chain": args.chain, "fan": args.fan, "seq": args.seq}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:
-            port = free_port()
-            server = start_backend(backend, port, Path(tmp))
-            try:
-                await wait_for_port(port, server)
-                address = f"127.0.0.1:{port}"
-                client = AsyncTaskHubGrpcClient(
-                    host_address=address, logger=logging.getLogger("bench.client")
-                )
-                sdks = ["official", "ours"]
-                if backend == "embedded" and args.per_item_calls:
-                    sdks.append("ours-calls")
-                for round_no in range(args.rounds):
-                    # Each round starts with a different worker.
-                    shift = round_no % len(sdks)
-                    for sdk in sdks[shift:] + sdks[:shift]:
-                        worker = start_worker(sdk, address)
-                        try:
-                            for scenario in args.scenarios:
-                                before = cpu_seconds(worker.pid)
-                                started = time.perf_counter()
-                                units = await drive(client, scenario, sizes[scenario])
-                                elapsed = time.perf_counter() - started
-                                sample = Sample(
-                                    backend=backend,
-                                    sdk=sdk,
-                                    scenario=scenario,
-                                    round=round_no,
-                                    seconds=elapsed,
-                                    units=units * (3 if scenario == "chain" else 1),
-                                    cpu=cpu_seconds(worker.pid) - before,
-                                    rss_mib=peak_rss_mib(worker.pid),
-                                )
-                                if scenario == "chain":
-                                    sample.units = units  # orchestrations, not activities
-                                    sample.cpu = sample.cpu / 3  # report CPU per activity
-                                results.samples.append(sample)
-                                print(
-                                    f"  {backend:8} {sdk:10} {scenario:5} round {round_no}: "
-                                    f"{sample.rate:8.0f}/s  "
-                                    f"cpu {sample.cpu_per_unit_ms:.3f} ms/unit  "
-                                    f"rss {sample.rss_mib:.0f} MiB",
-                                    flush=True,
-                                )
-                        finally:
-                            stop(worker)
-                await client.close()
-            finally:
-                stop(server)
+            sdks = ["official", "ours"]
+            if backend == "embedded" and args.per_item_calls:
+                sdks.append("ours-calls")
+            for round_no in range(args.rounds):
+                # Each round starts with a different worker.
+                shift = round_no % len(sdks)
+                for sdk in sdks[shift:] + sdks[:shift]:
+                    await run_worker(results, args, backend, sdk, round_no, Path(tmp))
     return results
+
+
+async def run_worker(
+    results: Results, args: argparse.Namespace, backend: str, sdk: str, round_no: int, tmp: Path
+) -> None:
+    """One worker's run of every scenario, against a fresh backend process of its own,
+    so that no run pays for the instances (or a stopped worker's leftovers) of the
+    runs before it."""
+    from durabletask.client import AsyncTaskHubGrpcClient
+
+    sizes = {"chain": args.chain, "fan": args.fan, "seq": args.seq}
+    port = free_port()
+    server = start_backend(backend, port, tmp)
+    try:
+        await wait_for_port(port, server)
+        address = f"127.0.0.1:{port}"
+        client = AsyncTaskHubGrpcClient(
+            host_address=address, logger=logging.getLogger("bench.client")
+        )
+        worker = start_worker(sdk, address)
+        try:
+            for scenario in args.scenarios:
+                before = cpu_seconds(worker.pid)
+                started = time.perf_counter()
+                units = await drive(client, scenario, sizes[scenario])
+                elapsed = time.perf_counter() - started
+                sample = Sample(
+                    backend=backend,
+                    sdk=sdk,
+                    scenario=scenario,
+                    round=round_no,
+                    seconds=elapsed,
+                    units=units,
+                    cpu=cpu_seconds(worker.pid) - before,
+                    rss_mib=peak_rss_mib(worker.pid),
+                )
+                if scenario == "chain":
+                    sample.cpu = sample.cpu / 3  # rate in orchestrations, CPU per activity
+                results.samples.append(sample)
+                print(
+                    f"  {backend:8} {sdk:10} {scenario:5} round {round_no}: "
+                    f"{sample.rate:8.0f}/s  "
+                    f"cpu {sample.cpu_per_unit_ms:.3f} ms/unit  "
+                    f"rss {sample.rss_mib:.0f} MiB",
+                    flush=True,
+                )
+        finally:
+            stop(worker)
+            await client.close()
+    finally:
+        stop(server)
 
 
 def report(results: Results, args: argparse.Namespace) -> str:
