@@ -20,7 +20,7 @@ from .conftest import REPORT, Processes, client_for, env_int
 
 ORCHESTRATIONS = env_int("DTASK_SOAK_ORCHESTRATIONS", 10_000)
 IN_FLIGHT = 300
-RESTART_EVERY = 3.0
+RESTART_EVERY = 2.0
 """Seconds between restarts of the second worker."""
 RSS_INTERVAL = 0.25
 RSS_GROWTH_BOUND = 1.15

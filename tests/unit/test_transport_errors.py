@@ -76,3 +76,30 @@ def test_message_size_errors_name_size_and_limit() -> None:
     assert (error.size, error.limit) == (5_000_000, 4_194_304)
     assert "5,000,000" in str(error)
     assert "4,194,304" in str(error)
+
+
+def test_a_status_given_as_numbers_maps_like_a_failed_call() -> None:
+    from dtask_async import InvalidOperationError
+    from dtask_async.transport._errors import status_error
+
+    refused = status_error(
+        grpc.StatusCode.FAILED_PRECONDITION.value[0],
+        "no leased activity work item has completion token 't'",
+        method="CompleteActivityTask",
+    )
+    assert isinstance(refused, InvalidOperationError)
+    assert refused.code == "FAILED_PRECONDITION"
+    assert "CompleteActivityTask" in str(refused)
+    assert "completion token 't'" in str(refused)
+
+    too_large = status_error(
+        grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+        "Received message larger than max (5000 vs. 4096)",
+        method="CompleteActivityTask",
+    )
+    assert isinstance(too_large, PayloadTooLargeError)
+    assert (too_large.size, too_large.limit) == (5000, 4096)
+
+    unknown = status_error(999, "what", method="CompleteActivityTask")
+    assert type(unknown) is RPCError
+    assert unknown.code == "UNKNOWN"

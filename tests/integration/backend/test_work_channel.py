@@ -256,3 +256,21 @@ async def test_our_worker_falls_back_on_a_server_without_the_channel(
         await asyncio.to_thread(official.stop, 0)
     assert worker._use_channel is False
     assert "does not serve the batched work channel (UNIMPLEMENTED)" in caplog.text
+
+
+async def test_results_go_by_unary_call_when_the_channel_cannot_take_them(
+    backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work arrives on the channel; every result is handed back (as when the channel
+    ends before its outcome) and goes as its unary call instead: nothing is lost."""
+    handed_back: list[str] = []
+
+    async def refuse(self: WorkChannel, method: str, payload: bytes) -> wc.Outcome:
+        handed_back.append(method)
+        raise ChannelClosed
+
+    monkeypatch.setattr(WorkChannel, "complete", refuse)
+    worker = await _run_doubles(backend.address, work_channel=True)
+    assert worker._use_channel is True
+    assert handed_back.count("CompleteOrchestratorTask") >= 20
+    assert handed_back.count("CompleteActivityTask") == 20 * 53
