@@ -126,3 +126,22 @@ def failure_from_pb(message: pb.TaskFailureDetails) -> FailureDetails:
         else None,
         is_non_retriable=message.isNonRetriable,
     )
+
+
+# -- hand encoding, for messages assembled from already-serialized parts ----------------
+
+
+def varint(value: int) -> bytes:
+    """``value`` (not negative) as a protobuf base-128 varint."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def length_delimited(tag: int, payload: bytes) -> bytes:
+    """One length-delimited field: its one-byte ``tag`` (field number << 3 | 2), the
+    length of ``payload`` and ``payload``."""
+    return bytes((tag,)) + varint(len(payload)) + payload

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from .._protoutil import length_delimited as _field, varint as _varint
+
 __all__ = (
     "HEALTH_PING",
     "activity_work_item",
@@ -47,19 +49,6 @@ _DOWN_LIMIT = 0x18  # ChannelDown.max_receive_bytes, field 3, varint
 _OUTCOME_ID = 0x08  # Outcome.id, field 1, varint
 _OUTCOME_CODE = 0x10  # Outcome.code, field 2, varint
 _OUTCOME_MESSAGE = 0x1A  # Outcome.message, field 3
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(payload)) + payload
 
 
 def past_event_entry(event: bytes) -> bytes:

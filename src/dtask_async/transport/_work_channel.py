@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from .._proto import pb, wc
+from .._protoutil import length_delimited as _field, varint as _varint
 from ._connection import Connection
 
 __all__ = ("ChannelClosed", "WorkChannel")
@@ -39,19 +40,6 @@ _RESULT_TAGS = {
     "AbandonTaskActivityWorkItem": 0x32,  # field 6
     "AbandonTaskEntityWorkItem": 0x3A,  # field 7
 }
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(payload)) + payload
 
 
 class ChannelClosed(Exception):
