@@ -17,6 +17,11 @@ lease with a fresh completion token:
 
 An orchestration instance has at most one live lease, so it never runs on two workers.
 
+A stream is a worker's ``GetWorkItems`` call or its work channel (``WorkChannel.Connect``):
+the dispatcher treats both alike. A channel's stream also queues the outcomes of the
+completions that came over it, and sends them with its work items in batches
+(:meth:`Stream.next_batch`).
+
 Entities are the third kind: one ready entry per entity instance id (``@name@key``)
 whose runnable operations (see ``_entities``) form the batch, leased like an
 orchestration so an entity runs one batch at a time, with slots sized by

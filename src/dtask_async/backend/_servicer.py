@@ -5,6 +5,11 @@ absent). Failures become statuses in one place, :func:`_guarded`: an
 :class:`~._validation.RpcFailure` keeps its code, a storage failure is UNAVAILABLE, and
 anything unexpected is logged and reported as INTERNAL, so no request can take the
 server down.
+
+It also serves the batched work channel (``WorkChannel.Connect``, see
+``proto/work_channel.proto``): a ``GetWorkItems`` stream and the completion calls on one
+bidirectional call, where each completion gets, as an ``Outcome``, the status its unary
+call would have had.
 """
 
 from __future__ import annotations
