@@ -13,10 +13,10 @@ GRPC_TOOLS = "grpcio-tools==1.85.1"
 LINTED = ("src", "tests", "samples", "scripts", "benchmarks", "noxfile.py")
 
 
-def _install(session: nox.Session, *extras: str, editable: bool = True) -> None:
-    """Install the package (with ``extras``) into the session's environment."""
+def _install(session: nox.Session, *extras: str) -> None:
+    """Install the package, editable (with ``extras``), into the session's environment."""
     spec = f".[{','.join(extras)}]" if extras else "."
-    session.install("-e", spec) if editable else session.install(spec)
+    session.install("-e", spec)
 
 
 @nox.session(python=PYTHON)
