@@ -1,8 +1,9 @@
 """dtask-async: an asyncio-native SDK for durable workflows on the Durable Task protocol."""
 
+import importlib as _importlib
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
-from ._environment import DurableEnvironment as DurableEnvironment
 from ._errors import (
     AuthenticationError as AuthenticationError,
     ConnectionStringError as ConnectionStringError,
@@ -26,16 +27,7 @@ from ._errors import (
     TaskFailedError as TaskFailedError,
 )
 from ._models import FailureDetails as FailureDetails, OrchestrationStatus as OrchestrationStatus
-from ._quickstart import (
-    DurableTaskClient as DurableTaskClient,
-    DurableTaskWorker as DurableTaskWorker,
-    TaskActivity as TaskActivity,
-)
 from ._version import __version__ as __version__
-from .client import (
-    AsyncDurableTaskClient as AsyncDurableTaskClient,
-    OrchestrationState as OrchestrationState,
-)
 from .orchestration import OrchestrationContext as OrchestrationContext, Task as Task
 from .transport import ChannelOptions as ChannelOptions
 from .worker import (
@@ -43,6 +35,43 @@ from .worker import (
     ConcurrencyOptions as ConcurrencyOptions,
     ReconnectPolicy as ReconnectPolicy,
 )
+
+if _TYPE_CHECKING:
+    from ._environment import DurableEnvironment as DurableEnvironment
+    from ._quickstart import (
+        DurableTaskClient as DurableTaskClient,
+        DurableTaskWorker as DurableTaskWorker,
+        TaskActivity as TaskActivity,
+    )
+    from .client import (
+        AsyncDurableTaskClient as AsyncDurableTaskClient,
+        OrchestrationState as OrchestrationState,
+    )
+
+# Loaded on first use: a process that only runs a worker does not need the client,
+# the environment helpers or the Azure classes in memory.
+_LAZY = {
+    "AsyncDurableTaskClient": ".client",
+    "OrchestrationState": ".client",
+    "DurableEnvironment": "._environment",
+    "DurableTaskClient": "._quickstart",
+    "DurableTaskWorker": "._quickstart",
+    "TaskActivity": "._quickstart",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
