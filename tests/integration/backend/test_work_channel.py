@@ -274,3 +274,49 @@ async def test_results_go_by_unary_call_when_the_channel_cannot_take_them(
     assert worker._use_channel is True
     assert handed_back.count("CompleteOrchestratorTask") >= 20
     assert handed_back.count("CompleteActivityTask") == 20 * 53
+
+
+async def _read_until_it_fails(call: Any) -> None:
+    while await call.read() is not grpc.aio.EOF:
+        pass
+    raise AssertionError("the call ended without an error")
+
+
+async def test_bad_input_on_the_channel_costs_only_that_call(
+    backend: EmbeddedBackend, channel: grpc.aio.Channel, stub: Any
+) -> None:
+    # Bytes that are no ChannelUp: the call fails, the backend serves on.
+    connect = channel.stream_stream(METHOD, response_deserializer=wc.ChannelDown.FromString)
+    garbage = connect()
+    await garbage.write(b"\xff\xff\xff\xff not a message")
+    with anyio.fail_after(10), pytest.raises(grpc.aio.AioRpcError):
+        await _read_until_it_fails(garbage)
+
+    # Completions that name nothing real, of every kind: each gets a refusal.
+    raw = RawChannel(channel)
+    try:
+        await raw.open()
+        nonsense = [
+            wc.Completion(id=1, orchestrator=pb.OrchestratorResponse(completionToken="x")),
+            wc.Completion(id=2, activity=pb.ActivityResponse(completionToken="")),
+            wc.Completion(id=3, entity=pb.EntityBatchResult(completionToken="\u00e9")),
+            wc.Completion(
+                id=4, abandon_orchestrator=pb.AbandonOrchestrationTaskRequest(completionToken="y")
+            ),
+            wc.Completion(id=5, abandon_activity=pb.AbandonActivityTaskRequest()),
+            wc.Completion(id=6, abandon_entity=pb.AbandonEntityTaskRequest(completionToken="z")),
+        ]
+        await raw.send(*nonsense)
+        for completion in nonsense:
+            outcome = await raw.outcome(completion.id)
+            assert outcome.code != 0
+            assert outcome.message
+
+        # The same channel still carries real work.
+        await stub.StartInstance(pb.CreateInstanceRequest(instanceId="after-bad", name="orch"))
+        item = await raw.item()
+        done = complete_with(item, complete_orchestration(1, '"ok"'))
+        await raw.send(wc.Completion(id=7, orchestrator=done))
+        assert (await raw.outcome(7)).code == 0
+    finally:
+        raw.call.cancel()
