@@ -95,3 +95,35 @@ async def test_stop_gives_back_work_that_does_not_finish_in_time(
         state = await _finish_elsewhere(backend_address, client, fast, instance_id)
     assert state.result == 110
     assert gate.runs == ["slow", "fast"]
+
+
+async def test_stop_finishes_in_flight_work_while_another_worker_is_connected(
+    backend_address: str,
+) -> None:
+    """The stopping worker's in-flight work is its own to finish: it is not handed to
+    the other worker meanwhile, so nothing runs twice."""
+    gate = Gate()
+
+    def must_not_run(ctx: task.ActivityContext, value: int) -> int:
+        gate.runs.append("second")
+        raise AssertionError("the activity ran twice")
+
+    async with AsyncDurableTaskClient(host_address=backend_address) as client:
+        first = _worker(backend_address, gate.slow, shutdown_timeout=TIMEOUT)
+        await first.start()
+        await first.wait_until_connected(TIMEOUT)
+        instance_id = await client.schedule_new_orchestration(one_step, input=1)
+        await asyncio.wait_for(gate.started.wait(), TIMEOUT)
+        async with _worker(backend_address, must_not_run, shutdown_timeout=1) as second:
+            await second.start()
+            await second.wait_until_connected(TIMEOUT)
+            stopping = asyncio.ensure_future(first.stop())
+            await asyncio.sleep(0.5)
+            assert not stopping.done()  # still waiting for the activity
+            gate.release.set()
+            await asyncio.wait_for(stopping, TIMEOUT)
+            state = await client.wait_for_orchestration_completion(instance_id, timeout=TIMEOUT)
+    assert state is not None
+    assert state.runtime_status is OrchestrationStatus.COMPLETED, state.failure_details
+    assert state.result == 2
+    assert gate.runs == ["slow"]

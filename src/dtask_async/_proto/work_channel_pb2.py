@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from . import orchestrator_service_pb2 as orchestrator__service__pb2
 
 
-DESCRIPTOR = _POOL.AddSerializedFile(b'\n\x12work_channel.proto\x12\x16\x64task_async.channel.v1\x1a\x1aorchestrator_service.proto\"\x83\x01\n\tChannelUp\x12\"\n\x04open\x18\x01 \x01(\x0b\x32\x14.GetWorkItemsRequest\x12\x19\n\x11max_receive_bytes\x18\x02 \x01(\x03\x12\x37\n\x0b\x63ompletions\x18\x03 \x03(\x0b\x32\".dtask_async.channel.v1.Completion\"\xce\x02\n\nCompletion\x12\n\n\x02id\x18\x01 \x01(\x04\x12-\n\x0corchestrator\x18\x02 \x01(\x0b\x32\x15.OrchestratorResponseH\x00\x12%\n\x08\x61\x63tivity\x18\x03 \x01(\x0b\x32\x11.ActivityResponseH\x00\x12$\n\x06\x65ntity\x18\x04 \x01(\x0b\x32\x12.EntityBatchResultH\x00\x12@\n\x14\x61\x62\x61ndon_orchestrator\x18\x05 \x01(\x0b\x32 .AbandonOrchestrationTaskRequestH\x00\x12\x37\n\x10\x61\x62\x61ndon_activity\x18\x06 \x01(\x0b\x32\x1b.AbandonActivityTaskRequestH\x00\x12\x33\n\x0e\x61\x62\x61ndon_entity\x18\x07 \x01(\x0b\x32\x19.AbandonEntityTaskRequestH\x00\x42\x08\n\x06result\"u\n\x0b\x43hannelDown\x12\x18\n\x05items\x18\x01 \x03(\x0b\x32\t.WorkItem\x12\x31\n\x08outcomes\x18\x02 \x03(\x0b\x32\x1f.dtask_async.channel.v1.Outcome\x12\x19\n\x11max_receive_bytes\x18\x03 \x01(\x03\"4\n\x07Outcome\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t2d\n\x0bWorkChannel\x12U\n\x07\x43onnect\x12!.dtask_async.channel.v1.ChannelUp\x1a#.dtask_async.channel.v1.ChannelDown(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _POOL.AddSerializedFile(b'\n\x12work_channel.proto\x12\x16\x64task_async.channel.v1\x1a\x1aorchestrator_service.proto\"\x92\x01\n\tChannelUp\x12\"\n\x04open\x18\x01 \x01(\x0b\x32\x14.GetWorkItemsRequest\x12\x19\n\x11max_receive_bytes\x18\x02 \x01(\x03\x12\x37\n\x0b\x63ompletions\x18\x03 \x03(\x0b\x32\".dtask_async.channel.v1.Completion\x12\r\n\x05\x64rain\x18\x04 \x01(\x08\"\xce\x02\n\nCompletion\x12\n\n\x02id\x18\x01 \x01(\x04\x12-\n\x0corchestrator\x18\x02 \x01(\x0b\x32\x15.OrchestratorResponseH\x00\x12%\n\x08\x61\x63tivity\x18\x03 \x01(\x0b\x32\x11.ActivityResponseH\x00\x12$\n\x06\x65ntity\x18\x04 \x01(\x0b\x32\x12.EntityBatchResultH\x00\x12@\n\x14\x61\x62\x61ndon_orchestrator\x18\x05 \x01(\x0b\x32 .AbandonOrchestrationTaskRequestH\x00\x12\x37\n\x10\x61\x62\x61ndon_activity\x18\x06 \x01(\x0b\x32\x1b.AbandonActivityTaskRequestH\x00\x12\x33\n\x0e\x61\x62\x61ndon_entity\x18\x07 \x01(\x0b\x32\x19.AbandonEntityTaskRequestH\x00\x42\x08\n\x06result\"u\n\x0b\x43hannelDown\x12\x18\n\x05items\x18\x01 \x03(\x0b\x32\t.WorkItem\x12\x31\n\x08outcomes\x18\x02 \x03(\x0b\x32\x1f.dtask_async.channel.v1.Outcome\x12\x19\n\x11max_receive_bytes\x18\x03 \x01(\x03\"4\n\x07Outcome\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t2d\n\x0bWorkChannel\x12U\n\x07\x43onnect\x12!.dtask_async.channel.v1.ChannelUp\x1a#.dtask_async.channel.v1.ChannelDown(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +34,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'work_channel_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHANNELUP']._serialized_start=75
-  _globals['_CHANNELUP']._serialized_end=206
-  _globals['_COMPLETION']._serialized_start=209
-  _globals['_COMPLETION']._serialized_end=543
-  _globals['_CHANNELDOWN']._serialized_start=545
-  _globals['_CHANNELDOWN']._serialized_end=662
-  _globals['_OUTCOME']._serialized_start=664
-  _globals['_OUTCOME']._serialized_end=716
-  _globals['_WORKCHANNEL']._serialized_start=718
-  _globals['_WORKCHANNEL']._serialized_end=818
+  _globals['_CHANNELUP']._serialized_end=221
+  _globals['_COMPLETION']._serialized_start=224
+  _globals['_COMPLETION']._serialized_end=558
+  _globals['_CHANNELDOWN']._serialized_start=560
+  _globals['_CHANNELDOWN']._serialized_end=677
+  _globals['_OUTCOME']._serialized_start=679
+  _globals['_OUTCOME']._serialized_end=731
+  _globals['_WORKCHANNEL']._serialized_start=733
+  _globals['_WORKCHANNEL']._serialized_end=833
 # @@protoc_insertion_point(module_scope)

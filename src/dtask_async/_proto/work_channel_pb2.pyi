@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ChannelUp(_message.Message):
-    __slots__ = ("open", "max_receive_bytes", "completions")
+    __slots__ = ("open", "max_receive_bytes", "completions", "drain")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     MAX_RECEIVE_BYTES_FIELD_NUMBER: _ClassVar[int]
     COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     open: _orchestrator_service_pb2.GetWorkItemsRequest
     max_receive_bytes: int
     completions: _containers.RepeatedCompositeFieldContainer[Completion]
-    def __init__(self, open: _Optional[_Union[_orchestrator_service_pb2.GetWorkItemsRequest, _Mapping]] = ..., max_receive_bytes: _Optional[int] = ..., completions: _Optional[_Iterable[_Union[Completion, _Mapping]]] = ...) -> None: ...
+    drain: bool
+    def __init__(self, open: _Optional[_Union[_orchestrator_service_pb2.GetWorkItemsRequest, _Mapping]] = ..., max_receive_bytes: _Optional[int] = ..., completions: _Optional[_Iterable[_Union[Completion, _Mapping]]] = ..., drain: _Optional[bool] = ...) -> None: ...
 
 class Completion(_message.Message):
     __slots__ = ("id", "orchestrator", "activity", "entity", "abandon_orchestrator", "abandon_activity", "abandon_entity")

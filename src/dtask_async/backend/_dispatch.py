@@ -274,6 +274,14 @@ class Dispatcher:
         self.pump()
         return stream
 
+    def retire_stream(self, stream: Stream) -> None:
+        """Send ``stream`` no more work; its leases stay its own until it closes (a
+        worker that stops gracefully finishes what it holds)."""
+        if stream in self._streams:
+            self._streams.remove(stream)
+            logger.debug("work item stream %s retired", stream)
+            self.pump()
+
     def close_stream(self, stream: Stream) -> None:
         """Forget ``stream``; its leased work is ready again at once."""
         if stream in self._streams:

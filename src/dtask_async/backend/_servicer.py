@@ -390,6 +390,8 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
                         task.add_done_callback(handling.discard)
                     else:
                         stream.push_outcome(self._abandon(hub, completion, which))
+                if message.drain:
+                    hub.dispatcher.retire_stream(stream)
                 message = await requests.__anext__()
         except StopAsyncIteration:
             stream.end()  # the worker is done with the channel

@@ -31,6 +31,7 @@ _MARGIN = 1024
 
 # Field tags (field number << 3 | 2, length-delimited) of the messages the worker sends.
 _UP_COMPLETION = 0x1A  # ChannelUp.completions, field 3
+_UP_DRAIN = b"\x20\x01"  # ChannelUp.drain (field 4, varint) = true
 _COMPLETION_ID = 0x08  # Completion.id, field 1, varint
 _RESULT_TAGS = {
     "CompleteOrchestratorTask": 0x12,  # Completion.orchestrator, field 2
@@ -144,6 +145,13 @@ class WorkChannel:
                 future.set_result(outcome)
         down: wc.ChannelDown = message
         return down
+
+    def drain(self) -> None:
+        """Ask the server for no more work; completions still go over the channel
+        until :meth:`cancel` ends it."""
+        if self.usable:
+            self._queue.append(_UP_DRAIN)
+            self._wake.set()
 
     async def complete(self, method: str, payload: bytes) -> wc.Outcome:
         """Send one serialized ``method`` request (a completion or an abandon) in the

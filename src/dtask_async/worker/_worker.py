@@ -316,8 +316,13 @@ class AsyncDurableTaskWorker:
             self.shutdown_timeout = timeout
         self._state = _State.STOPPING
         self._stopping.set()
-        if self._call is not None:
-            self._call.cancel()
+        call = self._call
+        if isinstance(call, WorkChannel) and call.usable:
+            # No more work, but the channel stays open for the results of the work in
+            # flight, which stays this worker's own (``_run`` closes it after draining).
+            call.drain()
+        elif call is not None:
+            call.cancel()
         main = self._main
         if main is not None:
             try:
@@ -344,10 +349,22 @@ class AsyncDurableTaskWorker:
         )
 
     async def _run(self) -> None:
+        receiving = asyncio.get_running_loop().create_task(self._receive_forever())
         try:
-            await self._receive_forever()
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            try:
+                await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            # A work channel still carries results while in-flight work finishes; a
+            # GetWorkItems stream was cancelled by stop().
             await self._drain()
+            call = self._call
+            if call is not None:
+                call.cancel()
+            await receiving
         finally:
+            receiving.cancel()
             tasks = list(self._lane_tasks)
             for task in tasks:
                 task.cancel()
@@ -527,6 +544,12 @@ class AsyncDurableTaskWorker:
             return
         else:
             logger.warning("ignoring a work item of unknown type %r", which)
+            return
+        if not self._active():
+            # Sent before the server learned that this worker is stopping: give it back.
+            task = asyncio.get_running_loop().create_task(self._abandon(kind, item.completionToken))
+            self._lane_tasks.add(task)
+            task.add_done_callback(self._lane_done)
             return
         lane = self._lanes[kind]
         if lane.running >= lane.limit:

