@@ -322,3 +322,37 @@ async def test_bad_input_on_the_channel_costs_only_that_call(
         assert (await raw.outcome(7)).code == 0
     finally:
         raw.call.cancel()
+
+
+async def test_a_drained_channel_gets_no_more_work_but_keeps_its_leases(
+    channel: grpc.aio.Channel, stub: Any
+) -> None:
+    stopping = RawChannel(channel)
+    other = RawChannel(channel)
+    try:
+        await stopping.open()
+        await stub.StartInstance(pb.CreateInstanceRequest(instanceId="held", name="orch"))
+        held = await stopping.item()
+        await stopping.call.write(wc.ChannelUp(drain=True))
+        await other.open()
+
+        # New work goes to the other channel only (round robin would give the stopping
+        # one every other item)...
+        for n in range(6):
+            await stub.StartInstance(pb.CreateInstanceRequest(instanceId=f"new-{n}", name="orch"))
+        fresh = [(await other.item()).orchestratorRequest.instanceId for _ in range(6)]
+        assert sorted(fresh) == [f"new-{n}" for n in range(6)]
+
+        # ... while the held item is still the draining worker's to complete. (Its
+        # outcome comes after anything sent to it before.)
+        done = complete_with(held, complete_orchestration(1, '"held"'))
+        await stopping.send(wc.Completion(id=1, orchestrator=done))
+        assert (await stopping.outcome(1)).code == 0
+        assert not stopping.items
+        state = await stub.GetInstance(
+            pb.GetInstanceRequest(instanceId="held", getInputsAndOutputs=True)
+        )
+        assert state.orchestrationState.output.value == '"held"'
+    finally:
+        stopping.call.cancel()
+        other.call.cancel()
