@@ -302,6 +302,11 @@ class AsyncDurableTaskWorker:
     async def stop(self, timeout: float | None = None) -> None:
         """Stop taking work; let in-flight work finish, then abandon what is left.
 
+        Over the work channel the server is told to send no more work, and the work in
+        flight stays this worker's until it finishes or is abandoned; over a
+        ``GetWorkItems`` stream, the stream is closed first, and the server may hand
+        that work to another worker meanwhile.
+
         Args:
             timeout: seconds to let in-flight work finish; the worker's
                 ``shutdown_timeout`` by default. Abandoned work is redelivered.
