@@ -179,17 +179,20 @@ class Stream:
         self.closed = True
         self._wake.set()
 
-    async def next_item(self, ping_interval: float) -> bytes | None:
-        """The next serialized work item; a ``HealthPing`` after ``ping_interval`` idle
-        seconds; ``None`` when the stream was ended."""
-        if not self._outbox:
-            if self.closed:
-                return None
+    async def _wait_for_work(self, ping_interval: float) -> bool:
+        """Wait up to ``ping_interval`` seconds for something to send, unless the stream
+        was ended; whether there is something (work items or outcomes)."""
+        if not self._outbox and not self._outcomes and not self.closed:
             self._wake.clear()
             with anyio.move_on_after(ping_interval):
                 await self._wake.wait()
-            if not self._outbox:
-                return None if self.closed else HEALTH_PING
+        return bool(self._outbox or self._outcomes)
+
+    async def next_item(self, ping_interval: float) -> bytes | None:
+        """The next serialized work item; a ``HealthPing`` after ``ping_interval`` idle
+        seconds; ``None`` when the stream was ended."""
+        if not await self._wait_for_work(ping_interval):
+            return None if self.closed else HEALTH_PING
         return self._outbox.popleft()
 
     async def next_batch(self, ping_interval: float, max_bytes: int) -> bytes | None:
@@ -197,14 +200,8 @@ class Stream:
         and as many waiting work items as fit in ``max_bytes`` (at least one); a
         ``HealthPing`` after ``ping_interval`` idle seconds; ``None`` once ended.
         """
-        if not self._outbox and not self._outcomes:
-            if self.closed:
-                return None
-            self._wake.clear()
-            with anyio.move_on_after(ping_interval):
-                await self._wake.wait()
-            if not self._outbox and not self._outcomes:
-                return None if self.closed else channel_item(HEALTH_PING)
+        if not await self._wait_for_work(ping_interval):
+            return None if self.closed else channel_item(HEALTH_PING)
         parts = self._outcomes
         self._outcomes = []
         size = sum(map(len, parts))

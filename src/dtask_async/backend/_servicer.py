@@ -342,9 +342,8 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
         peer_limit = first.max_receive_bytes or limit
         batch_bytes = max(1, min(limit, peer_limit) - _BATCH_MARGIN)
         interval = self._hubs.ping_interval
-        handling: set[asyncio.Task[None]] = set()
         reader = asyncio.get_running_loop().create_task(
-            self._read_completions(hub, stream, requests, first, handling)
+            self._read_completions(hub, stream, requests, first)
         )
         try:
             yield channel_hello(limit)
@@ -363,9 +362,9 @@ class Servicer(pb_grpc.TaskHubSidecarServiceServicer):
         stream: Stream,
         requests: AsyncIterator[wc.ChannelUp],
         first: wc.ChannelUp,
-        handling: set[asyncio.Task[None]],
     ) -> None:
         loop = asyncio.get_running_loop()
+        handling: set[asyncio.Task[None]] = set()  # keeps the tasks referenced
         message = first
         try:
             while True:

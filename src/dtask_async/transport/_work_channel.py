@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from .._proto import pb, wc
-from .._protoutil import length_delimited as _field, varint as _varint
+from .._protoutil import varint as _varint
 from ._connection import Connection
 
 __all__ = ("ChannelClosed", "WorkChannel")
@@ -165,8 +165,13 @@ class WorkChannel:
         if not self.usable:
             raise ChannelClosed
         completion_id = next(self._ids)
-        body = bytes((_COMPLETION_ID,)) + _varint(completion_id)
-        entry = _field(_UP_COMPLETION, body + _field(_RESULT_TAGS[method], payload))
+        # One copy of ``payload``: the headers of both envelopes are computed first.
+        result_header = bytes((_RESULT_TAGS[method],)) + _varint(len(payload))
+        id_field = bytes((_COMPLETION_ID,)) + _varint(completion_id)
+        body_size = len(id_field) + len(result_header) + len(payload)
+        entry = b"".join(
+            (bytes((_UP_COMPLETION,)), _varint(body_size), id_field, result_header, payload)
+        )
         if len(entry) > self.batch_limit:
             # The unary call checks it against the limits and names them.
             raise ChannelClosed
