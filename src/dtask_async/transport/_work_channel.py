@@ -97,7 +97,11 @@ class WorkChannel:
             self._call.cancel()
             raise asyncio.CancelledError
         first = wc.ChannelUp(open=self._request, max_receive_bytes=self._receive_limit)
-        await self._call.write(first.SerializeToString())
+        # The sender writes the first message too: a write that is awaited here would
+        # never return if the call were cancelled meanwhile (grpc.aio does not wake a
+        # pending write on cancel), and the worker's stop() would wait on it forever.
+        self._queue.appendleft(first.SerializeToString())
+        self._wake.set()
         self._sender = asyncio.get_running_loop().create_task(self._send_forever())
 
     def cancel(self) -> bool:

@@ -331,12 +331,14 @@ class AsyncDurableTaskWorker:
         main = self._main
         if main is not None:
             try:
-                await main
+                # Waiting, not awaiting the task: a caller that gives up on stop()
+                # (a timeout) gets its cancellation, and the worker stops at once.
+                await asyncio.wait({main})
             except asyncio.CancelledError:
-                if not main.cancelled():
-                    raise
-            except Exception:
-                logger.exception("the worker's main task failed")
+                main.cancel()
+                raise
+            if not main.cancelled() and main.exception() is not None:
+                logger.error("the worker's main task failed", exc_info=main.exception())
         self._state = _State.STOPPED
         if self._threads is not None:
             self._threads.close()
@@ -367,7 +369,11 @@ class AsyncDurableTaskWorker:
             call = self._call
             if call is not None:
                 call.cancel()
-            await receiving
+            # The receiver is cancelled as well, not left to notice the call's end:
+            # a read or write that grpc.aio has not started yet is not always woken
+            # by cancelling the call, and stop() must not wait on it.
+            receiving.cancel()
+            await asyncio.gather(receiving, return_exceptions=True)
         finally:
             receiving.cancel()
             tasks = list(self._lane_tasks)
