@@ -155,3 +155,122 @@ async def test_seed_001_quick_start(
     out = capsys.readouterr().out
     assert "Status: COMPLETED, Output: Hello, World!" in out
     assert "Executing HelloActivity with input: World" in out
+
+
+# -- seed 003: the API reference's examples, with their exact keywords ----------------
+
+
+async def test_seed_003_api_reference_keywords() -> None:
+    from datetime import datetime, timedelta
+
+    from dtask_async import task
+    from dtask_async.azuremanaged import DurableTaskSchedulerClient, DurableTaskSchedulerWorker
+
+    @task.activity
+    def my_activity(ctx: task.ActivityContext, input_data: Any) -> Any:
+        return {"echo": input_data, "task_id": ctx.task_id, "parent": ctx.orchestration_id}
+
+    @task.orchestration
+    def child_orchestration(ctx: task.OrchestrationContext, input_data: Any) -> Any:
+        return {"child": ctx.instance_id, "input": input_data}
+
+    @task.orchestration
+    def my_orchestration(ctx: task.OrchestrationContext, input_data: Any) -> Any:
+        result = yield ctx.call_activity(activity=my_activity, input=input_data)
+        child = yield ctx.call_sub_orchestration(
+            orchestration=child_orchestration,
+            input=input_data,
+            instance_id=f"{ctx.instance_id}-child-123",
+        )
+        yield ctx.create_timer(timedelta(milliseconds=10))
+        fire_at = ctx.current_utc_datetime + timedelta(milliseconds=10)
+        yield ctx.create_timer(fire_at)
+        event_data = yield ctx.wait_for_external_event("ApprovalEvent")
+        return {"activity": result, "child": child, "event": event_data}
+
+    @task.orchestration
+    def waits_forever(ctx: task.OrchestrationContext, _: Any) -> Any:
+        yield ctx.wait_for_external_event("never")
+
+    async with EmbeddedBackend() as backend:
+        connection_string = f"Endpoint=http://{backend.address};Authentication=None"
+        worker = DurableTaskSchedulerWorker(
+            connection_string=connection_string,
+            task_hub_name="default",  # Optional
+        )
+        async with worker:
+            worker.add_orchestration(my_orchestration)
+            worker.add_orchestration(child_orchestration)
+            worker.add_orchestration(waits_forever)
+            worker.add_activity(my_activity)
+            await worker.start()
+
+            client = DurableTaskSchedulerClient(
+                connection_string=connection_string,
+                task_hub_name="default",  # Optional
+            )
+            input_data = {"order": 7}
+
+            # With auto-generated ID
+            instance_id = await client.schedule_new_orchestration(
+                orchestration=my_orchestration, input=input_data
+            )
+            state = await client.wait_for_orchestration_start(instance_id)
+            assert state is not None
+            await client.raise_event(
+                instance_id=instance_id, event_name="ApprovalEvent", data={"approved": True}
+            )
+            state = await client.wait_for_orchestration_completion(
+                instance_id,
+                timeout=timedelta(minutes=5),  # Optional
+            )
+            assert state is not None
+            assert state.runtime_status == task.OrchestrationStatus.COMPLETED, state
+            assert state.result["activity"]["echo"] == input_data
+            assert state.result["activity"]["parent"] == instance_id
+            assert state.result["child"] == {
+                "child": f"{instance_id}-child-123",
+                "input": input_data,
+            }
+            assert state.result["event"] == {"approved": True}
+
+            # With specific ID
+            instance_id = await client.schedule_new_orchestration(
+                orchestration=waits_forever, input=input_data, instance_id="my-custom-id"
+            )
+            assert instance_id == "my-custom-id"
+            await client.wait_for_orchestration_start(instance_id)
+            await client.suspend_orchestration(instance_id=instance_id, reason="Maintenance")
+            await _wait_status(client, instance_id, task.OrchestrationStatus.SUSPENDED)
+            await client.resume_orchestration(
+                instance_id=instance_id, reason="Maintenance complete"
+            )
+            await _wait_status(client, instance_id, task.OrchestrationStatus.RUNNING)
+            await client.terminate_orchestration(
+                instance_id=instance_id, reason="Cancelled by user"
+            )
+            state = await client.wait_for_orchestration_completion(instance_id)
+            assert state is not None
+            assert state.runtime_status == task.OrchestrationStatus.TERMINATED
+            await client.purge_orchestration(instance_id)
+            assert await client.get_orchestration_state(instance_id) is None
+
+            # Scheduled start
+            instance_id = await client.schedule_new_orchestration(
+                orchestration=my_orchestration,
+                input=input_data,
+                start_at=datetime.utcnow() + timedelta(hours=1),
+            )
+            state = await client.get_orchestration_state(instance_id)
+            assert state is not None
+            assert state.runtime_status == task.OrchestrationStatus.PENDING
+            await client.aclose()
+
+
+async def _wait_status(client: Any, instance_id: str, status: Any) -> None:
+    for _ in range(500):
+        state = await client.get_orchestration_state(instance_id)
+        if state is not None and state.runtime_status == status:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{instance_id} did not reach {status}")

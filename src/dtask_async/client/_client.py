@@ -138,7 +138,7 @@ class AsyncDurableTaskClient:
 
     async def schedule_new_orchestration(
         self,
-        orchestrator: Any,
+        orchestrator: Any = None,
         input: Any = None,
         *,
         instance_id: str | None = None,
@@ -160,7 +160,8 @@ class AsyncDurableTaskClient:
                 id may be replaced; by default the server refuses a used id.
             tags: string labels stored with the instance.
             version: the orchestration version (``ctx.version``).
-            orchestration: the same as ``orchestrator`` (keyword form).
+            orchestration: the same as ``orchestrator``, for programs that name it
+                by keyword (``schedule_new_orchestration(orchestration=fn, input=x)``).
 
         Returns:
             The instance id.
@@ -170,9 +171,17 @@ class AsyncDurableTaskClient:
             InvalidInstanceIdError: the instance id is unusable (nothing was sent).
             OrchestrationAlreadyExistsError: the id is in use.
         """
+        if orchestrator is not None and orchestration is not None:
+            raise TypeError(
+                "schedule_new_orchestration() got both 'orchestrator' and 'orchestration'; "
+                "pass one of them"
+            )
         target = orchestrator if orchestrator is not None else orchestration
         if target is None:
-            raise TypeError("schedule_new_orchestration() needs an orchestrator or its name")
+            raise TypeError(
+                "schedule_new_orchestration() needs the orchestrator, or its name, as its "
+                "first argument or as 'orchestrator=' or 'orchestration='"
+            )
         name = name_of(target, "orchestrator")
         resolved_id = validate_instance_id(instance_id) if instance_id is not None else None
         request = pb.CreateInstanceRequest(
