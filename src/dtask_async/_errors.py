@@ -8,6 +8,7 @@ The tree::
      ├── PayloadTooLargeError         (also ValueError)   a message above the size limit
      ├── InvalidInstanceIdError       (also ValueError)   empty, too long, control chars
      ├── RegistrationError            (also ValueError)   duplicate or invalid name
+     ├── HistoryFormatError           (also ValueError)   not a readable history document
      ├── RPCError                                         a failed call, with its status
      │    ├── ServerUnavailableError                      nothing answers at the address
      │    ├── AuthenticationError                         token missing, expired, refused
@@ -44,6 +45,7 @@ __all__ = (
     "DurableTaskError",
     "EntityLockError",
     "EntityOperationFailedError",
+    "HistoryFormatError",
     "InvalidArgumentError",
     "InvalidInstanceIdError",
     "InvalidOperationError",
@@ -89,6 +91,10 @@ class InvalidInstanceIdError(DurableTaskError, ValueError):
 
 class RegistrationError(DurableTaskError, ValueError):
     """Raised when an orchestrator, activity or entity is registered twice or badly."""
+
+
+class HistoryFormatError(DurableTaskError, ValueError):
+    """Raised when a text or file is not a history document this version can read."""
 
 
 class RPCError(DurableTaskError):

@@ -301,6 +301,36 @@ async def test_history_is_streamed(client: AsyncDurableTaskClient) -> None:
     assert {e.data["name"] for e in scheduled} == {"say_hello"}
 
 
+async def test_history_is_awaited_as_a_list(client: AsyncDurableTaskClient) -> None:
+    """``await client.get_orchestration_history(id)``, as with the official async client."""
+    instance_id = await client.schedule_new_orchestration(wf.hello_cities)
+    await client.wait_for_orchestration_completion(instance_id, timeout=TIMEOUT)
+    events = await client.get_orchestration_history(instance_id)
+    assert isinstance(events, list)
+    streamed = [e async for e in client.get_orchestration_history(instance_id)]
+    assert events == streamed
+    # Each event goes back to the protocol message it came from.
+    assert [e.to_pb().WhichOneof("eventType") for e in events] == [e.kind for e in events]
+    assert [type(e).from_pb(e.to_pb()) for e in events] == events
+
+
+async def test_history_of_an_unknown_instance(client: AsyncDurableTaskClient) -> None:
+    with pytest.raises(OrchestrationNotFoundError):
+        await client.get_orchestration_history(_id("nobody"))
+    with pytest.raises(OrchestrationNotFoundError):
+        async for _ in client.get_orchestration_history(_id("nobody")):
+            pass
+
+
+async def test_history_is_read_once(client: AsyncDurableTaskClient) -> None:
+    instance_id = await client.schedule_new_orchestration(wf.hello_cities)
+    await client.wait_for_orchestration_completion(instance_id, timeout=TIMEOUT)
+    history = client.get_orchestration_history(instance_id)
+    assert await history
+    with pytest.raises(RuntimeError, match="already read"):
+        await history
+
+
 async def test_raise_event_on_unknown_instance(client: AsyncDurableTaskClient) -> None:
     with pytest.raises(OrchestrationNotFoundError):
         await client.raise_orchestration_event(_id("nobody"), "approval", data=1)
@@ -354,3 +384,19 @@ async def test_closed_client_cannot_be_reused(official_server: OfficialServer) -
             pass
     with pytest.raises(RuntimeError, match="closed"):
         await client.get_orchestration_state(_id())
+
+
+async def test_history_document_of_a_server_instance(
+    client: AsyncDurableTaskClient, tmp_path: Any
+) -> None:
+    from dtask_async.history import HistoryDocument, fetch_history_document
+
+    instance_id = await client.schedule_new_orchestration(wf.hello_cities)
+    await client.wait_for_orchestration_completion(instance_id, timeout=TIMEOUT)
+    document = await fetch_history_document(client, instance_id)
+    assert document.instance.name == "hello_cities"
+    assert document.instance.runtime_status is OrchestrationStatus.COMPLETED
+    assert document.events == await client.get_orchestration_history(instance_id)
+    assert HistoryDocument.read(document.write(tmp_path / "h.json")) == document
+    with pytest.raises(OrchestrationNotFoundError):
+        await fetch_history_document(client, _id("nobody"))

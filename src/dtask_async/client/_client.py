@@ -25,6 +25,7 @@ from ._state import (
     EntityMetadata,
     EntityQuery,
     HistoryEvent,
+    HistoryStream,
     OrchestrationQuery,
     OrchestrationState,
     Page,
@@ -504,20 +505,43 @@ class AsyncDurableTaskClient:
         token = response.lastInstanceKey.value if response.HasField("lastInstanceKey") else None
         return Page(items=list(response.instanceIds), continuation_token=token or None)
 
-    async def get_orchestration_history(
-        self, instance_id: str, *, execution_id: str | None = None
-    ) -> AsyncIterator[HistoryEvent]:
-        """Iterate over an instance's history as the server streams it.
+    def get_orchestration_history(
+        self,
+        instance_id: str,
+        *,
+        execution_id: str | None = None,
+        for_work_item_processing: bool = False,
+    ) -> HistoryStream:
+        """An instance's history: ``await`` it for a list, or ``async for`` over it to
+        take the events as the server streams them (large histories need not fit in
+        memory).
 
-        Use ``async for event in client.get_orchestration_history(id)``.
+        ``events = await client.get_orchestration_history(id)`` or
+        ``async for event in client.get_orchestration_history(id): ...``.
+
+        Args:
+            instance_id: the instance.
+            execution_id: one execution of it (after ``continue_as_new``); the
+                current one by default.
+            for_work_item_processing: passed to the server as the protocol's
+                ``forWorkItemProcessing`` flag.
 
         Raises:
-            OrchestrationNotFoundError: there is no such instance.
+            InvalidInstanceIdError: the id is unusable (raised at once).
+            OrchestrationNotFoundError: there is no such instance (raised on
+                awaiting or iterating).
         """
         validate_instance_id(instance_id)
         request = pb.StreamInstanceHistoryRequest(
-            instanceId=instance_id, executionId=sv(execution_id)
+            instanceId=instance_id,
+            executionId=sv(execution_id),
+            forWorkItemProcessing=for_work_item_processing,
         )
+        return HistoryStream(self._stream_history(request))
+
+    async def _stream_history(
+        self, request: pb.StreamInstanceHistoryRequest
+    ) -> AsyncIterator[HistoryEvent]:
         call = self._connection.stream("StreamInstanceHistory", request)
         try:
             async for chunk in call:

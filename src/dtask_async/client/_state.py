@@ -4,6 +4,7 @@ entity metadata."""
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Generator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Generic, TypeVar
@@ -13,7 +14,7 @@ from google.protobuf import json_format
 from .._errors import OrchestrationFailedError, PayloadError
 from .._models import FailureDetails, OrchestrationStatus
 from .._proto import pb
-from .._protoutil import failure_from_pb, opt_str, to_datetime
+from .._protoutil import failure_from_pb, opt_str, to_datetime, to_timestamp
 from .._serialization import decode
 from ..entities._id import EntityInstanceId
 
@@ -22,6 +23,7 @@ __all__ = (
     "EntityMetadata",
     "EntityQuery",
     "HistoryEvent",
+    "HistoryStream",
     "OrchestrationQuery",
     "OrchestrationState",
     "Page",
@@ -216,6 +218,63 @@ class HistoryEvent:
         return cls(
             event_id=event.eventId, timestamp=to_datetime(event.timestamp), kind=kind, data=data
         )
+
+    def to_pb(self) -> pb.HistoryEvent:
+        """The protocol message this event was built from (the inverse of :meth:`from_pb`).
+
+        Raises:
+            ValueError: ``kind`` is not an event type of the protocol, or ``data`` does
+                not fit it.
+        """
+        message = pb.HistoryEvent(eventId=self.event_id, timestamp=to_timestamp(self.timestamp))
+        if self.kind not in _EVENT_KINDS:
+            raise ValueError(f"{self.kind!r} is not a history event type of the protocol")
+        payload = getattr(message, self.kind)
+        payload.SetInParent()  # an event without fields (orchestratorStarted) is still one
+        try:
+            json_format.ParseDict(self.data, payload)
+        except json_format.ParseError as exc:
+            raise ValueError(f"the data of a {self.kind!r} event does not fit it: {exc}") from exc
+        return message
+
+
+_EVENT_KINDS = frozenset(
+    field.name for field in pb.HistoryEvent.DESCRIPTOR.oneofs_by_name["eventType"].fields
+)
+
+
+class HistoryStream(AsyncIterable[HistoryEvent], Awaitable[list[HistoryEvent]]):
+    """What :meth:`AsyncDurableTaskClient.get_orchestration_history` returns: ``await``
+    it for the whole history as a list, or iterate it with ``async for`` to take the
+    events as they arrive. It can be used once, either way."""
+
+    def __init__(self, events: AsyncIterator[HistoryEvent]) -> None:
+        self._events = events
+        self._used = False
+
+    def _take(self) -> AsyncIterator[HistoryEvent]:
+        if self._used:
+            raise RuntimeError(
+                "this history was already read; call get_orchestration_history() again"
+            )
+        self._used = True
+        return self._events
+
+    def __aiter__(self) -> AsyncIterator[HistoryEvent]:
+        return self._take()
+
+    def __await__(self) -> Generator[Any, None, list[HistoryEvent]]:
+        return self._collect().__await__()
+
+    async def _collect(self) -> list[HistoryEvent]:
+        return [event async for event in self._take()]
+
+    async def aclose(self) -> None:
+        """End the stream early (iterating with ``async for`` to the end does it)."""
+        self._used = True
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 @dataclass(frozen=True)
