@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import pathlib
 import uuid
 from collections import namedtuple
 from collections.abc import AsyncIterator
@@ -387,7 +388,7 @@ async def test_closed_client_cannot_be_reused(official_server: OfficialServer) -
 
 
 async def test_history_document_of_a_server_instance(
-    client: AsyncDurableTaskClient, tmp_path: Any
+    client: AsyncDurableTaskClient, tmp_path: pathlib.Path
 ) -> None:
     from dtask_async.history import HistoryDocument, fetch_history_document
 
