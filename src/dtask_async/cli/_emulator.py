@@ -1,8 +1,7 @@
-"""The ``dtask-async`` command line.
+"""``dtask-async emulator``: serve the embedded backend.
 
-``dtask-async emulator`` serves the embedded backend on the Durable Task Scheduler
-emulator's port (8080), on loopback, until Ctrl-C or SIGTERM. Each subcommand is a
-function registered in :func:`build_parser`.
+It listens on the Durable Task Scheduler emulator's port (8080), on loopback, until
+Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from typing import Any
 
-__all__ = ("build_parser", "main")
+__all__ = ("register",)
 
 
 def _emulator_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +45,7 @@ def _emulator_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _serve_emulator(args: argparse.Namespace) -> int:
-    from .backend import BackendOptions, EmbeddedBackend
+    from ..backend import BackendOptions, EmbeddedBackend
 
     options = (
         BackendOptions()
@@ -98,11 +97,8 @@ def _emulator(args: argparse.Namespace) -> int:
         return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser, one subparser per command."""
-    parser = argparse.ArgumentParser(prog="dtask-async", description="dtask-async tools")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
+def register(commands: Any) -> None:
+    """Add ``emulator`` to the ``dtask-async`` subcommands."""
     emulator = commands.add_parser(
         "emulator",
         help="serve the embedded Durable Task backend (SQLite storage)",
@@ -110,15 +106,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _emulator_arguments(emulator)
     emulator.set_defaults(handler=_emulator)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
-    args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
-    return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
