@@ -109,9 +109,8 @@ async def connected_client(args: argparse.Namespace) -> AsyncIterator[Any]:
     settings = _settings(args)
     try:
         environment = DurableEnvironment(**settings)
-        async with environment:
-            async with environment.client() as client:
-                yield client
+        async with environment, environment.client() as client:
+            yield client
     except ConnectionStringError as exc:
         raise CommandError(f"bad connection string: {exc}", EXIT_USAGE) from None
 
