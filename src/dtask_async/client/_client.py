@@ -435,6 +435,45 @@ class AsyncDurableTaskClient:
             page_size: instances per round trip.
             fetch_payloads: include inputs, outputs and custom status.
         """
+        token: str | None = None
+        while True:
+            page = await self.query_instances_page(
+                runtime_status=runtime_status,
+                created_time_from=created_time_from,
+                created_time_to=created_time_to,
+                instance_id_prefix=instance_id_prefix,
+                page_size=page_size,
+                fetch_payloads=fetch_payloads,
+                continuation_token=token,
+            )
+            for state in page.items:
+                yield state
+            if page.continuation_token is None or page.continuation_token == token:
+                return
+            token = page.continuation_token
+
+    async def query_instances_page(
+        self,
+        *,
+        runtime_status: Iterable[OrchestrationStatus] | None = None,
+        created_time_from: _dt.datetime | None = None,
+        created_time_to: _dt.datetime | None = None,
+        instance_id_prefix: str | None = None,
+        page_size: int = 100,
+        fetch_payloads: bool = False,
+        continuation_token: str | None = None,
+    ) -> Page[OrchestrationState]:
+        """One page of matching instances (one round trip) and the token of the next.
+
+        Takes the filters of :meth:`query_instances`; pass the returned
+        ``continuation_token`` back to get the following page (it is ``None`` on
+        the last one). Servers decide the order and may return fewer than
+        ``page_size`` instances on a page that is not the last.
+
+        Raises:
+            ValueError: ``page_size`` is not positive.
+            InvalidArgumentError: the server did not accept the token.
+        """
         if page_size <= 0:
             raise ValueError(f"page_size must be positive, got {page_size}")
         query = pb.InstanceQuery(
@@ -442,23 +481,18 @@ class AsyncDurableTaskClient:
             maxInstanceCount=page_size,
             instanceIdPrefix=sv(instance_id_prefix),
             fetchInputsAndOutputs=fetch_payloads,
+            continuationToken=sv(continuation_token),
         )
         if created_time_from is not None:
             query.createdTimeFrom.CopyFrom(to_timestamp(created_time_from))
         if created_time_to is not None:
             query.createdTimeTo.CopyFrom(to_timestamp(created_time_to))
-        previous: str | None = None
-        while True:
-            response = await self._call("QueryInstances", pb.QueryInstancesRequest(query=query))
-            for state in response.orchestrationState:
-                yield OrchestrationState.from_pb(state)
-            token = (
-                response.continuationToken.value if response.HasField("continuationToken") else ""
-            )
-            if not token or token == "0" or token == previous:
-                return
-            previous = token
-            query.continuationToken.value = token
+        response = await self._call("QueryInstances", pb.QueryInstancesRequest(query=query))
+        token = response.continuationToken.value if response.HasField("continuationToken") else ""
+        return Page(
+            items=[OrchestrationState.from_pb(state) for state in response.orchestrationState],
+            continuation_token=None if not token or token == "0" else str(token),
+        )
 
     async def get_all_orchestration_states(
         self, orchestration_query: OrchestrationQuery | None = None, **filters: Any
@@ -632,12 +666,53 @@ class AsyncDurableTaskClient:
                 pending messages).
             page_size: entities per round trip; the server's default when ``None``.
         """
+        token: str | None = None
+        while True:
+            page = await self.query_entities_page(
+                instance_id_starts_with=instance_id_starts_with,
+                last_modified_from=last_modified_from,
+                last_modified_to=last_modified_to,
+                include_state=include_state,
+                include_transient=include_transient,
+                page_size=page_size,
+                continuation_token=token,
+            )
+            for entity in page.items:
+                yield entity
+            if page.continuation_token is None:
+                return
+            if page.continuation_token == token:
+                logger.warning("the server returned the same continuation token twice; stopping")
+                return
+            token = page.continuation_token
+
+    async def query_entities_page(
+        self,
+        *,
+        instance_id_starts_with: str | None = None,
+        last_modified_from: _dt.datetime | None = None,
+        last_modified_to: _dt.datetime | None = None,
+        include_state: bool = True,
+        include_transient: bool = False,
+        page_size: int | None = None,
+        continuation_token: str | None = None,
+    ) -> Page[EntityMetadata]:
+        """One page of matching entities (one round trip) and the token of the next.
+
+        Takes the filters of :meth:`query_entities`; pass the returned
+        ``continuation_token`` back for the following page (``None`` on the last).
+
+        Raises:
+            ValueError: ``page_size`` is not positive.
+            InvalidArgumentError: the server did not accept the token.
+        """
         if page_size is not None and page_size <= 0:
             raise ValueError(f"page_size must be positive, got {page_size}")
         query = pb.EntityQuery(
             instanceIdStartsWith=sv(_entity_prefix(instance_id_starts_with)),
             includeState=include_state,
             includeTransient=include_transient,
+            continuationToken=sv(continuation_token),
         )
         if page_size is not None:
             query.pageSize.CopyFrom(Int32Value(value=page_size))
@@ -645,19 +720,17 @@ class AsyncDurableTaskClient:
             query.lastModifiedFrom.CopyFrom(to_timestamp(last_modified_from))
         if last_modified_to is not None:
             query.lastModifiedTo.CopyFrom(to_timestamp(last_modified_to))
-        previous: str | None = None
-        while True:
-            response = await self._call("QueryEntities", pb.QueryEntitiesRequest(query=query))
-            for entity in response.entities:
-                try:
-                    yield EntityMetadata.from_pb(entity, include_state)
-                except InvalidInstanceIdError:
-                    logger.warning("skipping %r: not an entity instance id", entity.instanceId)
-            token = _next_token(response, previous)
-            if token is None:
-                return
-            previous = token
-            query.continuationToken.value = token
+        response = await self._call("QueryEntities", pb.QueryEntitiesRequest(query=query))
+        entities: list[EntityMetadata] = []
+        for entity in response.entities:
+            try:
+                entities.append(EntityMetadata.from_pb(entity, include_state))
+            except InvalidInstanceIdError:
+                logger.warning("skipping %r: not an entity instance id", entity.instanceId)
+        token = response.continuationToken.value if response.HasField("continuationToken") else ""
+        return Page(
+            items=entities, continuation_token=None if not token or token == "0" else str(token)
+        )
 
     async def get_all_entities(
         self, entity_query: EntityQuery | None = None, **filters: Any
